@@ -258,8 +258,7 @@ struct unit {
     uint64_t mult;
 };
 
-static int parse_with_units(const char *s, const struct unit *units, size_t n_units,
-                            uint64_t *out)
+static int parse_with_units(const char *s, const struct unit *units, size_t n_units, uint64_t *out)
 {
     uint64_t v;
     if (!s)
@@ -287,8 +286,8 @@ static const struct unit duration_units[] = {
 };
 
 static const struct unit size_units[] = {
-    {"", 1},         {"B", 1},         {"KB", 1000},     {"MB", 1000000}, {"GB", 1000000000},
-    {"KiB", KIB},    {"MiB", MIB},     {"GiB", GIB},
+    {"", 1},      {"B", 1},     {"KB", 1000}, {"MB", 1000000}, {"GB", 1000000000},
+    {"KiB", KIB}, {"MiB", MIB}, {"GiB", GIB},
 };
 
 static int parse_duration_detail(const char *s, uint64_t *out)
@@ -419,8 +418,8 @@ int config__parse_log_level(const char *s, int *out)
         const char *name;
         int level;
     } levels[] = {
-        {"err", WSHUB_LOG_ERR},       {"error", WSHUB_LOG_ERR},   {"warn", WSHUB_LOG_WARN},
-        {"warning", WSHUB_LOG_WARN},  {"notice", WSHUB_LOG_NOTICE}, {"info", WSHUB_LOG_INFO},
+        {"err", WSHUB_LOG_ERR},      {"error", WSHUB_LOG_ERR},     {"warn", WSHUB_LOG_WARN},
+        {"warning", WSHUB_LOG_WARN}, {"notice", WSHUB_LOG_NOTICE}, {"info", WSHUB_LOG_INFO},
         {"debug", WSHUB_LOG_DEBUG},
     };
     if (!s)
@@ -670,8 +669,8 @@ static int tree_fail(struct tree *t, yaml_mark_t m, const char *fmt, ...)
 /* Plain ~, null, Null, NULL and the empty plain scalar are YAML's null. */
 static bool plain_is_null(const char *s, size_t len)
 {
-    return len == 0 || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
-           strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
+    return len == 0 || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||
+           strcmp(s, "NULL") == 0;
 }
 
 /* Scalar text as a C string; a NUL inside (a "\0" escape) would silently cut it, so refuse. */
@@ -967,8 +966,8 @@ static const struct field server_fields[] = {
      "between 100ms and 5m"},
     {"send_queue_max_bytes", FT_SIZE, CFG_OFF(server.send_queue_max_bytes), 0, KIB, GIB,
      "between 1KiB and 1GiB"},
-    {"cors_origins", FT_STRLIST, CFG_OFF(server.cors_origins), CFG_OFF(server.n_cors_origins), 0,
-     0, NULL},
+    {"cors_origins", FT_STRLIST, CFG_OFF(server.cors_origins), CFG_OFF(server.n_cors_origins), 0, 0,
+     NULL},
     {"permessage_deflate", FT_BOOL, CFG_OFF(server.permessage_deflate), 0, 0, 0, NULL},
     {"deflate_min_size", FT_SIZE, CFG_OFF(server.deflate_min_size), 0, 0, GIB,
      "between 0 and 1GiB"},
@@ -1239,8 +1238,7 @@ static int field_from_node(struct load *ld, void *base, const struct field *f,
     if (f->type == FT_STRLIST) {
         if (node->kind != WSHUB_CFG_LIST) {
             describe(got, sizeof(got), node);
-            return load_fail(ld, node->where, "%s: expected a list of strings, got %s", label,
-                             got);
+            return load_fail(ld, node->where, "%s: expected a list of strings, got %s", label, got);
         }
         char **list = xcalloc(node->n, sizeof(*list));
         for (size_t i = 0; i < node->n; i++) {
@@ -1338,8 +1336,8 @@ static int check_plugin(struct load *ld, struct wshub_cfg *entry, size_t idx, co
     snprintf(pl->where, sizeof(pl->where), "%s", entry->where);
     if (entry->kind != WSHUB_CFG_MAP) {
         describe(got, sizeof(got), entry);
-        return load_fail(ld, entry->where,
-                         "%s: expected a mapping with at least 'name', got %s", label, got);
+        return load_fail(ld, entry->where, "%s: expected a mapping with at least 'name', got %s",
+                         label, got);
     }
     for (size_t i = 0; i < entry->n; i++) {
         const char *key = entry->keys[i];
@@ -1459,8 +1457,8 @@ static int check_tenants(struct load *ld, const struct wshub_cfg *map)
         quote_value(q, sizeof(q), map->keys[i]);
         if (!tenant_name_ok(map->keys[i]))
             return load_fail(ld, key_where_at(map, i),
-                             "tenants: invalid tenant name '%s' (1 to %d printable characters)",
-                             q, MAX_TENANT_NAME);
+                             "tenants: invalid tenant name '%s' (1 to %d printable characters)", q,
+                             MAX_TENANT_NAME);
         t->name = xstrdup(map->keys[i]);
         snprintf(label, sizeof(label), "tenants.%s", q);
         if (check_fields(ld, t, tenant_fields, N_OF(tenant_fields), map->items[i], label) != 0)
@@ -1536,8 +1534,8 @@ static int env_strlist(struct load *ld, void *base, const struct field *f, const
                 free(item);
                 strlist_free(list, n);
                 set_err(ld->err, ld->err_len,
-                        "env %s: expected an origin (a string without spaces), got '%s'",
-                        env_name, q);
+                        "env %s: expected an origin (a string without spaces), got '%s'", env_name,
+                        q);
                 return -1;
             }
             list[n++] = item;
@@ -1600,8 +1598,7 @@ static int apply_env(struct load *ld, char *const *env)
                 continue;
             const char *rest = name + 6 + sl + 1;
             for (i = 0; rest[i]; i++)
-                key[i] = (rest[i] >= 'A' && rest[i] <= 'Z') ? (char)(rest[i] - 'A' + 'a')
-                                                             : rest[i];
+                key[i] = (rest[i] >= 'A' && rest[i] <= 'Z') ? (char)(rest[i] - 'A' + 'a') : rest[i];
             key[i] = '\0';
             const struct field *f = find_field(sec->fields, sec->n_fields, key);
             if (!f) {
@@ -1653,8 +1650,8 @@ static void set_defaults(config_t *cfg)
 }
 
 /* The shared tail of both loaders: tree, schema, env. `dir` may be NULL. */
-static int load_text(config_t *cfg, const char *name, const char *dir, const char *yaml,
-                     size_t len, char *const *env, char *err, size_t err_len)
+static int load_text(config_t *cfg, const char *name, const char *dir, const char *yaml, size_t len,
+                     char *const *env, char *err, size_t err_len)
 {
     struct load ld = {.cfg = cfg, .dir = dir, .err = err, .err_len = err_len};
     struct wshub_cfg *root = NULL;
@@ -1763,8 +1760,7 @@ fail:
     return -1;
 }
 
-int config__load_file(config_t *cfg, const char *path, char *const *env, char *err,
-                      size_t err_len)
+int config__load_file(config_t *cfg, const char *path, char *const *env, char *err, size_t err_len)
 {
     char *text, *dir;
     size_t len;
@@ -1905,14 +1901,13 @@ static int default_node(const wshub_opt_t *o, struct wshub_cfg **out, char *prob
     char perr[256], sub[256];
     *out = NULL;
     if (o->type == WSHUB_OPT_LIST || o->type == WSHUB_OPT_MAP || o->type == WSHUB_OPT_ANY) {
-        if (config__parse_tree("<default>", o->def, strlen(o->def), &n, perr, sizeof(perr)) !=
-            0) {
+        if (config__parse_tree("<default>", o->def, strlen(o->def), &n, perr, sizeof(perr)) != 0) {
             snprintf(prob, prob_len, "invalid default (%s)", perr);
             return -1;
         }
         if (!n || (is_null(n) && o->type != WSHUB_OPT_ANY)) {
             config__node_free(n);
-            n = node_new(o->type == WSHUB_OPT_MAP ? WSHUB_CFG_MAP
+            n = node_new(o->type == WSHUB_OPT_MAP    ? WSHUB_CFG_MAP
                          : o->type == WSHUB_OPT_LIST ? WSHUB_CFG_LIST
                                                      : WSHUB_CFG_SCALAR,
                          "<default>");
@@ -1979,8 +1974,10 @@ int config__check_options(struct wshub_cfg *node, const char *plugin, const wshu
             for (; m < n_opts && m < N_OF(names); m++)
                 names[m] = opts[m].key;
             if (n_opts == 0) {
-                set_err(err, err_len, "%s: plugin %s: option %s: unknown option (plugin %s "
-                        "takes no options)", key_where_at(node, i), pname, q, pname);
+                set_err(err, err_len,
+                        "%s: plugin %s: option %s: unknown option (plugin %s "
+                        "takes no options)",
+                        key_where_at(node, i), pname, q, pname);
                 return -1;
             }
             list_options(valid, sizeof(valid), opts);
@@ -1989,8 +1986,10 @@ int config__check_options(struct wshub_cfg *node, const char *plugin, const wshu
                 snprintf(hint, sizeof(hint), "did you mean '%s'? ", s);
             else
                 hint[0] = '\0';
-            set_err(err, err_len, "%s: plugin %s: option %s: unknown option (%svalid options: "
-                    "%s)", key_where_at(node, i), pname, q, hint, valid);
+            set_err(err, err_len,
+                    "%s: plugin %s: option %s: unknown option (%svalid options: "
+                    "%s)",
+                    key_where_at(node, i), pname, q, hint, valid);
             return -1;
         }
         if (is_null(node->items[i]))
@@ -2014,8 +2013,7 @@ int config__check_options(struct wshub_cfg *node, const char *plugin, const wshu
         if (o->def) {
             struct wshub_cfg *d;
             if (default_node(o, &d, prob, sizeof(prob)) != 0) {
-                set_err(err, err_len, "%s: plugin %s: option %s: %s", node->where, pname, q,
-                        prob);
+                set_err(err, err_len, "%s: plugin %s: option %s: %s", node->where, pname, q, prob);
                 return -1;
             }
             if (idx != SIZE_MAX)

@@ -29,11 +29,11 @@ struct wshub_cfg {
 };
 
 typedef struct config_plugin {
-    char *name;              /* required, [a-z0-9_]+ */
-    char *path;              /* NULL: <plugin_dir>/<name>.so */
-    bool optional;           /* a load failure is logged, not fatal */
+    char *name;               /* required, [a-z0-9_]+ */
+    char *path;               /* NULL: <plugin_dir>/<name>.so */
+    bool optional;            /* a load failure is logged, not fatal */
     struct wshub_cfg *config; /* the `config:` node; an empty MAP when absent (never NULL) */
-    char where[96];          /* where the entry starts */
+    char where[96];           /* where the entry starts */
 } config_plugin_t;
 
 typedef struct config_tenant {
@@ -46,28 +46,28 @@ typedef struct config_tenant {
 typedef struct config {
     char *file; /* the path loaded, or "<embedded>" */
     struct {
-        char *listen_host;            /* default "0.0.0.0" */
-        uint16_t listen_port;         /* default 8080; 0 = any */
-        char *path;                   /* default "/ws" */
-        uint32_t max_connections;     /* default 100000 */
-        size_t max_message_size;      /* default 1 MiB */
-        uint64_t heartbeat_interval_ms;  /* default 25000 */
-        uint64_t connection_timeout_ms;  /* default 60000 */
-        uint64_t handshake_timeout_ms;   /* default 10000 */
-        size_t send_queue_max_bytes;  /* default 8 MiB */
-        char **cors_origins;          /* empty = allow all */
+        char *listen_host;              /* default "0.0.0.0" */
+        uint16_t listen_port;           /* default 8080; 0 = any */
+        char *path;                     /* default "/ws" */
+        uint32_t max_connections;       /* default 100000 */
+        size_t max_message_size;        /* default 1 MiB */
+        uint64_t heartbeat_interval_ms; /* default 25000 */
+        uint64_t connection_timeout_ms; /* default 60000 */
+        uint64_t handshake_timeout_ms;  /* default 10000 */
+        size_t send_queue_max_bytes;    /* default 8 MiB */
+        char **cors_origins;            /* empty = allow all */
         size_t n_cors_origins;
-        bool permessage_deflate;      /* default true */
-        size_t deflate_min_size;      /* default 256: smaller messages are sent uncompressed */
-        uint64_t shutdown_timeout_ms; /* default 10000 */
-        size_t max_header_size;       /* default 8 KiB: request head limit */
-        bool reuse_port;              /* default false: SO_REUSEPORT, one instance per core */
+        bool permessage_deflate;         /* default true */
+        size_t deflate_min_size;         /* default 256: smaller messages are sent uncompressed */
+        uint64_t shutdown_timeout_ms;    /* default 10000 */
+        size_t max_header_size;          /* default 8 KiB: request head limit */
+        bool reuse_port;                 /* default false: SO_REUSEPORT, one instance per core */
         uint32_t max_connections_per_ip; /* default 0 = unlimited */
-        int backlog;                  /* default 1024 */
+        int backlog;                     /* default 1024 */
     } server;
     struct {
-        bool enabled;       /* default true */
-        char *listen_host;  /* default "127.0.0.1" */
+        bool enabled;         /* default true */
+        char *listen_host;    /* default "127.0.0.1" */
         uint16_t listen_port; /* default 9090 */
     } admin;
     struct {
@@ -76,12 +76,12 @@ typedef struct config {
     struct {
         bool tenant_labels; /* default true: metrics carry a tenant label where allowed */
     } metrics;
-    char *plugin_dir;        /* default: the installed plugin dir, else build tree */
+    char *plugin_dir; /* default: the installed plugin dir, else build tree */
     config_plugin_t *plugins;
     size_t n_plugins;
     config_tenant_t *tenants; /* `tenants:` section: per-tenant limits */
     size_t n_tenants;
-    struct wshub_cfg *root;  /* the whole tree */
+    struct wshub_cfg *root; /* the whole tree */
 } config_t;
 
 /*
@@ -90,8 +90,7 @@ typedef struct config {
  * Environment overrides (`env` is an environ-style NULL-terminated array, normally `environ`;
  * NULL = none) are applied after the file; a bad value gives "env WSHUB_X_Y: what is wrong".
  */
-int config__load_file(config_t *cfg, const char *path, char *const *env, char *err,
-                      size_t err_len);
+int config__load_file(config_t *cfg, const char *path, char *const *env, char *err, size_t err_len);
 
 /* Same, from a string (the embedded default); `name` is used as the file name in messages. */
 int config__load_string(config_t *cfg, const char *name, const char *yaml, size_t len,
@@ -124,14 +123,14 @@ int config__parse_tree(const char *name, const char *yaml, size_t len, struct ws
  * "<default>", so plugins read defaults through the same accessors. `opts` may be NULL (then
  * any key is unknown).
  */
-int config__check_options(struct wshub_cfg *node, const char *plugin,
-                          const wshub_opt_t *opts, char *err, size_t err_len);
+int config__check_options(struct wshub_cfg *node, const char *plugin, const wshub_opt_t *opts,
+                          char *err, size_t err_len);
 
 /* Parsers shared with env overrides and plugin accessors. All return 0 or -1. */
 int config__parse_bool(const char *s, bool *out);
 int config__parse_int(const char *s, int64_t *out);
-int config__parse_duration_ms(const char *s, uint64_t *out);  /* "250ms" "30s" "5m" "2h" "1500" */
-int config__parse_size(const char *s, uint64_t *out);          /* "1024" "64KiB" "1MiB" "10KB" */
+int config__parse_duration_ms(const char *s, uint64_t *out); /* "250ms" "30s" "5m" "2h" "1500" */
+int config__parse_size(const char *s, uint64_t *out);        /* "1024" "64KiB" "1MiB" "10KB" */
 int config__parse_listen(const char *s, char **host, uint16_t *port); /* "host:port", "[::1]:0" */
 int config__parse_log_level(const char *s, int *out);
 

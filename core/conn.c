@@ -53,7 +53,8 @@ static void flush(wshub_conn_t *c);
 
 static int on_ws_message(void *ud, int opcode, const uint8_t *data, size_t len);
 static int on_ws_control(void *ud, int opcode, const uint8_t *data, size_t len, uint16_t code);
-static const ws_parser_cb_t parser_cb = {on_ws_message, on_ws_control};
+static int on_ws_oversize(void *ud, int opcode, uint64_t len);
+static const ws_parser_cb_t parser_cb = {on_ws_message, on_ws_control, on_ws_oversize};
 
 /* ------------------------------------------------------------------------------------------ */
 /* Table                                                                                       */
@@ -466,7 +467,6 @@ static void process_close(wshub_conn_t *c)
     run_close(c);
     c->state = CONN_CLOSING;
     c->deadline_ms = server__now_ms() + LINGER_MS;
-    ws_parser__reset(&c->parser);
     if (!(c->flags & CONN_F_CLOSE_SENT)) {
         uint8_t payload[125];
         size_t plen = 0;
@@ -736,7 +736,14 @@ static bool upgrade(wshub_conn_t *c, const char *head, size_t head_len)
                   status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
         goto out_fail;
     }
-    is_json = strcmp(req.path, cfg->server.path) == 0;
+    /* The JSON path also serves its sub-paths (/ws/acme/alice) for plugins that read them. */
+    {
+        size_t plen = strlen(cfg->server.path);
+        is_json = strncmp(req.path, cfg->server.path, plen) == 0 &&
+                  (req.path[plen] == '\0' || (req.path[plen] == '/' && plen > 1));
+    }
+    if (is_json && (raw = router__path(req.path)))
+        is_json = false;
     if (!is_json && !(raw = router__path(req.path))) {
         http_fail(c, 404, "no_path", "no WebSocket endpoint at this path", NULL);
         goto out_fail;
@@ -863,6 +870,18 @@ static int on_ws_message(void *ud, int opcode, const uint8_t *data, size_t len)
     /* The parser hands out writable memory with a spare byte after the message (see
      * ws_frame.h), so the router can NUL-terminate in place. */
     router__on_message(c, opcode, (uint8_t *)data, len);
+    return conn__is_live(c) ? 0 : 1;
+}
+
+/* JSON path only (raw paths have no discard limit): answer too_large, keep the connection. */
+static int on_ws_oversize(void *ud, int opcode, uint64_t len)
+{
+    wshub_conn_t *c = ud;
+
+    (void)opcode;
+    if (!conn__is_live(c))
+        return 1;
+    router__on_oversize(c, (size_t)len);
     return conn__is_live(c) ? 0 : 1;
 }
 

@@ -350,6 +350,9 @@ static void init_parser_cfgs(void)
             p->require_mask = true;
             p->pmd = pmd != 0;
             p->inflater = g_srv.deflate;
+            /* The JSON path answers an oversize message with `too_large` and keeps the
+             * connection, up to 16 times the limit; raw paths close with 1009. */
+            p->discard_limit = json ? (uint64_t)p->max_message_size * 16 : 0;
         }
     }
 }

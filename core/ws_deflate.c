@@ -249,6 +249,15 @@ int ws_deflate__decompress(ws_deflate_t *d, const uint8_t *in, size_t in_len, si
             goto fail;
         }
     }
+    /* Callers get one spare byte after the message (the router NUL-terminates in place). */
+    if (used == cap) {
+        uint8_t *nb = realloc(buf, used + 1);
+        if (!nb) {
+            rc = -WS_CLOSE_INTERNAL;
+            goto fail;
+        }
+        buf = nb;
+    }
     *out = buf;
     *out_len = used;
     return 0;

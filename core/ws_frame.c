@@ -26,7 +26,8 @@
 #define MSG_MIN_CAP 4096
 
 /* A valid non-NULL pointer for empty payloads, so callbacks never see NULL. */
-static const uint8_t empty_payload[1];
+/* Writable: receivers may NUL-terminate a message in place (it stays 0). */
+static uint8_t empty_payload[1];
 
 static inline bool is_control(uint8_t opcode)
 {
@@ -246,8 +247,20 @@ static int begin_frame(ws_parser_t *p, const uint8_t *h)
         bool compressed = op == WS_OP_CONT ? p->compressed : (b0 & WS_RSV1) != 0;
         size_t before = op == WS_OP_CONT ? p->msg_len : 0;
         size_t limit = wire_limit(p, compressed);
-        if (before > limit || plen > (uint64_t)(limit - before))
-            return -WS_CLOSE_TOO_BIG;
+        uint64_t dlim = p->cfg->discard_limit;
+        if (op == WS_OP_CONT && p->discarding) {
+            if (plen > dlim - p->discard_len)
+                return -WS_CLOSE_TOO_BIG;
+        } else if (before > limit || plen > (uint64_t)(limit - before)) {
+            if (!dlim || before > dlim || plen > dlim - before)
+                return -WS_CLOSE_TOO_BIG;
+            /* Too big but within the discard limit: drop what was assembled, skip the rest. */
+            free(p->msg);
+            p->msg = NULL;
+            p->msg_len = p->msg_cap = 0;
+            p->discarding = true;
+            p->discard_len = before;
+        }
         if (op != WS_OP_CONT) {
             p->msg_op = op;
             p->compressed = compressed;
@@ -298,7 +311,8 @@ static int msg_reserve(ws_parser_t *p, size_t add)
         cap = limit;
     if (cap < need)
         cap = need;
-    uint8_t *nb = realloc(p->msg, cap);
+    /* One spare byte: receivers may NUL-terminate the message in place. */
+    uint8_t *nb = realloc(p->msg, cap + 1);
     if (!nb)
         return -WS_CLOSE_INTERNAL;
     p->msg = nb;
@@ -348,6 +362,12 @@ static int deliver_message(const ws_parser_cfg_t *cfg, uint8_t op, bool compress
             ws_deflate__decompress(cfg->inflater, buf, len, cfg->max_message_size, &out, &data_len);
         free(to_free);
         to_free = NULL;
+        if (rc == -WS_CLOSE_TOO_BIG && cfg->discard_limit) {
+            /* Inflated beyond the limit: report it like a skipped message. */
+            *failed = false;
+            return cb->on_oversize ? cb->on_oversize(ud, op, (uint64_t)cfg->max_message_size + 1)
+                                   : 0;
+        }
         if (rc < 0)
             return rc;
         data = out;
@@ -459,6 +479,31 @@ int ws_parser__feed(ws_parser_t *p, uint8_t *data, size_t len, size_t *consumed,
                 rc = cb->on_control(ud, op, payload, plen, code);
                 if (rc)
                     return rc; /* p may be gone (e.g. freed after a CLOSE): do not touch it */
+            }
+            continue;
+        }
+
+        if (p->discarding) {
+            /* Oversize message: count and skip, no unmasking, no validation, no buffering. */
+            pos += n;
+            p->remaining -= n;
+            p->frame_off += n;
+            p->discard_len += n;
+            if (p->remaining)
+                continue;
+            p->in_frame = false;
+            if (!p->fin)
+                continue;
+            uint8_t dop = p->msg_op;
+            uint64_t total = p->discard_len;
+            p->discarding = false;
+            p->discard_len = 0;
+            clear_message(p);
+            *consumed = pos;
+            if (cb->on_oversize) {
+                rc = cb->on_oversize(ud, dop, total);
+                if (rc)
+                    return rc;
             }
             continue;
         }

@@ -54,11 +54,20 @@ typedef struct ws_parser_cfg {
                                   * and unmasked frames are both accepted (and unmasked) */
     bool pmd;                    /* permessage-deflate negotiated: RSV1 allowed on first frame */
     struct ws_deflate *inflater; /* required when pmd; shared per loop (no context takeover) */
+    /* > 0: a data message over max_message_size whose wire size stays within discard_limit is
+     * skipped without buffering (and without UTF-8 validation) and reported to on_oversize
+     * instead of failing with 1009, so the JSON path can answer `too_large` and keep the
+     * connection. A compressed message that inflates beyond max_message_size is reported the
+     * same way. 0 = every oversize message fails with 1009. */
+    uint64_t discard_limit;
 } ws_parser_cfg_t;
 
 /*
  * Callbacks. `data` is borrowed until the callback returns; it may point into the buffer given
- * to ws_parser__feed (unmasked in place) or into the parser's own message buffer.
+ * to ws_parser__feed (unmasked in place) or into the parser's own message buffer. For
+ * on_message, data[len] is writable (a spare byte, or the next byte of the fed buffer, which
+ * must therefore have one writable byte after its `len`): receivers may NUL-terminate in place
+ * if they restore the byte.
  * A callback returns 0 to continue, or any non-zero value to stop feeding: ws_parser__feed then
  * returns that value with *consumed telling how far it got.
  */
@@ -71,6 +80,10 @@ typedef struct ws_parser_cb {
      * the received code, or WS_CLOSE_NO_STATUS when the payload is empty. For PING/PONG `code`
      * is 0. */
     int (*on_control)(void *ud, int opcode, const uint8_t *data, size_t len, uint16_t code);
+    /* A data message skipped for its size (see ws_parser_cfg_t.discard_limit); `len` is its
+     * wire length, or max_message_size + 1 when only its inflated size was too big. May be
+     * NULL. */
+    int (*on_oversize)(void *ud, int opcode, uint64_t len);
 } ws_parser_cb_t;
 
 typedef struct ws_parser {
@@ -92,6 +105,8 @@ typedef struct ws_parser {
     uint8_t ctl[125];   /* a control frame's payload when split across reads */
     uint8_t ctl_len;
     int error;          /* the negative result once a violation was reported (sticky) */
+    bool discarding;    /* the message in progress is oversize and being skipped */
+    uint64_t discard_len; /* wire bytes of it skipped so far */
 } ws_parser_t;
 
 void ws_parser__init(ws_parser_t *p, const ws_parser_cfg_t *cfg);

@@ -115,9 +115,12 @@ static int echo_init(wshub_plugin_t *self, const wshub_host_api_t *host, const w
     }
     rc = host->path_add(self, path, echo_on_message, e);
     if (rc != WSHUB_OK) {
-        /* INVAL: not starting with '/', or too long; EXISTS: another plugin or the JSON path. */
-        host->set_error(self, "option path: cannot serve '%s' (%s): %s", path,
-                        host->cfg_where(host->cfg_get(cfg, "path")), host->strerror(rc));
+        /* The loader appends strerror(rc) itself; the text says what to change, and where. */
+        host->set_error(self, "%s: option path: cannot serve '%s': %s",
+                        host->cfg_where(host->cfg_get(cfg, "path")), path,
+                        rc == WSHUB_ERR_EXISTS ? "the path is already served (another plugin, "
+                                                 "or the server's JSON path)"
+                                               : "a path starts with '/' and has no '?'");
         return rc;
     }
     WSHUB_LOG(WSHUB_LOG_INFO, "echoing on %s", path);

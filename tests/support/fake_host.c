@@ -282,24 +282,33 @@ static bool conn_live(const struct wshub_conn *c)
     return c && !c->dropped && !c->pub.closed;
 }
 
-/* Parses a complete JSON text (trailing whitespace allowed); NULL when it is not JSON. */
-static struct json_object *parse_json(const char *s, size_t len)
+/*
+ * Parses a complete JSON text (trailing whitespace allowed); NULL when it is not JSON. json-c
+ * cannot know that a top-level number or literal ("2", "true") has ended until it sees another
+ * byte: with `finish` the fake feeds it a NUL, so such values parse. Envelopes are parsed
+ * without it, exactly like core/router.c (which reports a bare `2` as "not valid JSON").
+ */
+static struct json_object *parse_json(const char *s, size_t len, bool finish)
 {
     struct json_tokener *tok;
     struct json_object *o;
     size_t end;
 
-    if (!s || len > (size_t)INT32_MAX)
+    if (!s || len > (size_t)INT32_MAX - 1)
         return NULL;
     tok = json_tokener_new_ex(64);
     if (!tok)
         return NULL;
     o = json_tokener_parse_ex(tok, s, (int)len);
+    end = json_tokener_get_parse_end(tok);
+    if (!o && finish && json_tokener_get_error(tok) == json_tokener_continue) {
+        o = json_tokener_parse_ex(tok, "", 1);
+        end = len; /* the first call consumed everything */
+    }
     if (o && json_tokener_get_error(tok) != json_tokener_success) {
         json_object_put(o);
         o = NULL;
     }
-    end = o ? json_tokener_get_parse_end(tok) : 0;
     for (size_t i = end; o && i < len; i++) {
         if (!isspace((unsigned char)s[i])) {
             json_object_put(o);
@@ -745,7 +754,7 @@ static int h_conn_set_identity(wshub_conn_t *c, const char *tenant, const char *
         if (!roles[i])
             return WSHUB_ERR_INVAL;
     if (metadata_json) {
-        struct json_object *o = parse_json(metadata_json, strlen(metadata_json));
+        struct json_object *o = parse_json(metadata_json, strlen(metadata_json), true);
         bool ok = o && json_object_is_type(o, json_type_object);
         json_object_put(o);
         if (!ok)
@@ -894,7 +903,7 @@ static void check_json_arg(const char *slot, const char *what, const char *text,
 
     if (!text)
         return;
-    o = parse_json(text, strlen(text));
+    o = parse_json(text, strlen(text), true);
     ok = o && (!object || json_object_is_type(o, json_type_object));
     json_object_put(o);
     if (!ok)
@@ -2017,7 +2026,7 @@ static int deliver_json(struct wshub_conn *c, const char *data, size_t len)
     wshub_msg_t m;
     int rc;
 
-    env = parse_json(data, len);
+    env = parse_json(data, len, false);
     if (!env) {
         send_error(c, NULL, "bad_json", "message is not valid JSON");
         return WSHUB_ERR_INVAL;

@@ -136,8 +136,8 @@ static const struct {
 START_TEST(test_parse_duration_table)
 {
     uint64_t v = 777;
-    ck_assert_msg(config__parse_duration_ms(dur_rows[_i].in, &v) == dur_rows[_i].rc,
-                  "input '%s'", dur_rows[_i].in);
+    ck_assert_msg(config__parse_duration_ms(dur_rows[_i].in, &v) == dur_rows[_i].rc, "input '%s'",
+                  dur_rows[_i].in);
     if (dur_rows[_i].rc == 0)
         ck_assert_uint_eq(v, dur_rows[_i].out);
 }
@@ -185,10 +185,10 @@ static const struct {
     int rc;
     bool out;
 } bool_rows[] = {
-    {"true", 0, true},  {"True", 0, true},   {"TRUE", 0, true},  {"yes", 0, true},
-    {"on", 0, true},    {"false", 0, false}, {"False", 0, false}, {"no", 0, false},
-    {"off", 0, false},  {"Off", 0, false},   {"1", -1, false},   {"0", -1, false},
-    {"", -1, false},    {"tru", -1, false},  {"y", -1, false},   {"true ", -1, false},
+    {"true", 0, true}, {"True", 0, true},   {"TRUE", 0, true},   {"yes", 0, true},
+    {"on", 0, true},   {"false", 0, false}, {"False", 0, false}, {"no", 0, false},
+    {"off", 0, false}, {"Off", 0, false},   {"1", -1, false},    {"0", -1, false},
+    {"", -1, false},   {"tru", -1, false},  {"y", -1, false},    {"true ", -1, false},
 };
 
 START_TEST(test_parse_bool_table)
@@ -253,19 +253,24 @@ static const struct {
     int rc;
     int out;
 } level_rows[] = {
-    {"err", 0, WSHUB_LOG_ERR},         {"error", 0, WSHUB_LOG_ERR},
-    {"warn", 0, WSHUB_LOG_WARN},       {"warning", 0, WSHUB_LOG_WARN},
-    {"notice", 0, WSHUB_LOG_NOTICE},   {"info", 0, WSHUB_LOG_INFO},
-    {"debug", 0, WSHUB_LOG_DEBUG},     {"DEBUG", 0, WSHUB_LOG_DEBUG},
-    {"verbose", -1, 0},                {"", -1, 0},
+    {"err", 0, WSHUB_LOG_ERR},
+    {"error", 0, WSHUB_LOG_ERR},
+    {"warn", 0, WSHUB_LOG_WARN},
+    {"warning", 0, WSHUB_LOG_WARN},
+    {"notice", 0, WSHUB_LOG_NOTICE},
+    {"info", 0, WSHUB_LOG_INFO},
+    {"debug", 0, WSHUB_LOG_DEBUG},
+    {"DEBUG", 0, WSHUB_LOG_DEBUG},
+    {"verbose", -1, 0},
+    {"", -1, 0},
     {"info ", -1, 0},
 };
 
 START_TEST(test_parse_log_level_table)
 {
     int v = -1;
-    ck_assert_msg(config__parse_log_level(level_rows[_i].in, &v) == level_rows[_i].rc,
-                  "input '%s'", level_rows[_i].in);
+    ck_assert_msg(config__parse_log_level(level_rows[_i].in, &v) == level_rows[_i].rc, "input '%s'",
+                  level_rows[_i].in);
     if (level_rows[_i].rc == 0)
         ck_assert_int_eq(v, level_rows[_i].out);
 }
@@ -433,8 +438,8 @@ START_TEST(test_integration_data_files)
 
     snprintf(path, sizeof(path), "%s/tests/integration/data/badtype.yaml", source_root());
     ck_assert_int_eq(config__load_file(&cfg, path, NULL, err, sizeof(err)), -1);
-    snprintf(want, sizeof(want),
-             "%s:4:20: server.max_connections: expected an integer, got 'lots'", path);
+    snprintf(want, sizeof(want), "%s:4:20: server.max_connections: expected an integer, got 'lots'",
+             path);
     ck_assert_str_eq(err, want);
 }
 END_TEST
@@ -520,8 +525,7 @@ START_TEST(test_tree_records_marks_and_styles)
 {
     static const char yaml[] = "a:\n  b: 'x'\n  c: [1, ~, \"\"]\n  d:\n  e: |\n    text\n";
     struct wshub_cfg *root;
-    ck_assert_int_eq(config__parse_tree("m.yaml", yaml, strlen(yaml), &root, err, sizeof(err)),
-                     0);
+    ck_assert_int_eq(config__parse_tree("m.yaml", yaml, strlen(yaml), &root, err, sizeof(err)), 0);
     ck_assert_ptr_nonnull(root);
     ck_assert_str_eq(root->where, "m.yaml:1:1");
     const struct wshub_cfg *a = config__get(root, "a");
@@ -1090,8 +1094,7 @@ static const wshub_opt_t opts[] = {
 static int check_yaml(const char *yaml, const wshub_opt_t *o, struct wshub_cfg **out)
 {
     char perr[256];
-    ck_assert_int_eq(config__parse_tree("t.yaml", yaml, strlen(yaml), out, perr, sizeof(perr)),
-                     0);
+    ck_assert_int_eq(config__parse_tree("t.yaml", yaml, strlen(yaml), out, perr, sizeof(perr)), 0);
     if (!*out)
         *out = config__empty_map();
     return config__check_options(*out, "echo", o, err, sizeof(err));
@@ -1160,8 +1163,7 @@ START_TEST(test_options_from_loaded_config)
 {
     config_t cfg;
     ck_assert_int_eq(load(&cfg, "plugins:\n  - name: echo\n    config:\n      secret: x\n"), 0);
-    ck_assert_msg(config__check_options(cfg.plugins[0].config, "echo", opts, err, sizeof(err)) ==
-                      0,
+    ck_assert_msg(config__check_options(cfg.plugins[0].config, "echo", opts, err, sizeof(err)) == 0,
                   "%s", err);
     ck_assert_str_eq(config__str(cfg.plugins[0].config, "path", NULL), "/echo");
     config__free(&cfg); /* the inserted defaults are freed with the tree */
@@ -1322,17 +1324,17 @@ Suite *config_suite(void)
     Suite *s = suite_create("config");
     TCase *tc;
 
-#define LOOP(name, fn, rows)                                                                      \
-    do {                                                                                          \
-        tc = tcase_create(name);                                                                  \
-        tcase_add_loop_test(tc, fn, 0, (int)(sizeof(rows) / sizeof((rows)[0])));                  \
-        suite_add_tcase(s, tc);                                                                   \
+#define LOOP(name, fn, rows)                                                                       \
+    do {                                                                                           \
+        tc = tcase_create(name);                                                                   \
+        tcase_add_loop_test(tc, fn, 0, (int)(sizeof(rows) / sizeof((rows)[0])));                   \
+        suite_add_tcase(s, tc);                                                                    \
     } while (0)
-#define ONE(name, fn)                                                                             \
-    do {                                                                                          \
-        tc = tcase_create(name);                                                                  \
-        tcase_add_test(tc, fn);                                                                   \
-        suite_add_tcase(s, tc);                                                                   \
+#define ONE(name, fn)                                                                              \
+    do {                                                                                           \
+        tc = tcase_create(name);                                                                   \
+        tcase_add_test(tc, fn);                                                                    \
+        suite_add_tcase(s, tc);                                                                    \
     } while (0)
 
     LOOP("parse_int", test_parse_int_table, int_rows);

@@ -29,6 +29,7 @@ typedef struct ev {
     size_t len;
     uint8_t *data;
     const uint8_t *ptr; /* pointer the callback received */
+    uint64_t skipped;   /* 'O' events: the length of the skipped message */
 } ev_t;
 
 #define MAX_EVENTS 64
@@ -66,7 +67,17 @@ static int on_control(void *ud, int opcode, const uint8_t *data, size_t len, uin
     return record(ud, 'C', opcode, data, len, code);
 }
 
-static const ws_parser_cb_t callbacks = {on_message, on_control};
+/* Skipped oversize messages are recorded as kind 'O' with their length and no payload. */
+static int on_oversize(void *ud, int opcode, uint64_t len)
+{
+    static const uint8_t none[1];
+    rec_t *r = ud;
+    int rc = record(r, 'O', opcode, none, 0, 0);
+    r->ev[r->n - 1].skipped = len;
+    return rc;
+}
+
+static const ws_parser_cb_t callbacks = {on_message, on_control, on_oversize};
 
 static void rec_free(rec_t *r)
 {
@@ -81,7 +92,8 @@ static void assert_same_events(const rec_t *a, const rec_t *b, const char *what)
     for (size_t i = 0; i < a->n; i++) {
         const ev_t *x = &a->ev[i], *y = &b->ev[i];
         ck_assert_msg(x->kind == y->kind && x->opcode == y->opcode && x->code == y->code &&
-                          x->len == y->len && memcmp(x->data, y->data, x->len) == 0,
+                          x->len == y->len && x->skipped == y->skipped &&
+                          memcmp(x->data, y->data, x->len) == 0,
                       "%s: event %zu differs", what, i);
     }
 }
@@ -896,6 +908,63 @@ START_TEST(test_frame_max_message_size)
 }
 END_TEST
 
+/* ---- discard mode (JSON path: answer too_large, keep the connection) ---------------------- */
+
+START_TEST(test_frame_discard_oversize)
+{
+    ws_parser_cfg_t cfg = server_cfg(1000);
+    uint8_t buf[5000];
+    memset(buf, 'x', sizeof(buf));
+    cfg.discard_limit = 4000;
+
+    /* Oversize single frame and fragmented message are skipped and reported, and the message
+     * after them is delivered normally (also fed byte by byte). */
+    wire_t w = {0};
+    wire_frame(&w, FIN | WS_OP_TEXT, buf, 1500);
+    wire_frame(&w, WS_OP_TEXT, buf, 800);
+    WF(&w, FIN | WS_OP_PING, "in between");
+    wire_frame(&w, WS_OP_CONT, buf, 800);
+    wire_frame(&w, FIN | WS_OP_CONT, buf, 10);
+    WF(&w, FIN | WS_OP_TEXT, "after");
+    rec_t r = {0};
+    ck_assert_int_eq(feed_all(&cfg, &w, &r), 0);
+    ck_assert_uint_eq(r.n, 4);
+    ck_assert_int_eq(r.ev[0].kind, 'O');
+    ck_assert_uint_eq(r.ev[0].skipped, 1500);
+    ck_assert_int_eq(r.ev[1].kind, 'C');
+    ck_assert_int_eq(r.ev[2].kind, 'O');
+    ck_assert_uint_eq(r.ev[2].skipped, 1610);
+    assert_event(&r, 3, 'M', WS_OP_TEXT, "after", 5, 0);
+    rec_t rb = {0};
+    size_t off;
+    ck_assert_int_eq(feed_bytewise(&cfg, &w, &rb, &off), 0);
+    assert_same_events(&r, &rb, "discard bytewise");
+    rec_free(&r);
+    rec_free(&rb);
+    wire_free(&w);
+
+    /* Invalid UTF-8 inside a skipped message is not checked: it is never delivered. */
+    memset(buf, 0xff, 1200);
+    wire_frame(&w, FIN | WS_OP_TEXT, buf, 1200);
+    ck_assert_int_eq(feed_all(&cfg, &w, &r), 0);
+    ck_assert_uint_eq(r.n, 1);
+    ck_assert_int_eq(r.ev[0].kind, 'O');
+    rec_free(&r);
+    wire_free(&w);
+
+    /* Beyond the discard limit the connection fails with 1009 as before. */
+    wire_frame(&w, FIN | WS_OP_BINARY, buf, 4001);
+    ck_assert_int_eq(feed_all(&cfg, &w, &r), -WS_CLOSE_TOO_BIG);
+    rec_free(&r);
+    wire_free(&w);
+    wire_frame(&w, WS_OP_BINARY, buf, 2000);
+    wire_frame(&w, FIN | WS_OP_CONT, buf, 2001);
+    ck_assert_int_eq(feed_all(&cfg, &w, &r), -WS_CLOSE_TOO_BIG);
+    rec_free(&r);
+    wire_free(&w);
+}
+END_TEST
+
 /* ---- callbacks that stop the feed ------------------------------------------------------- */
 
 START_TEST(test_frame_callback_stop_and_resume)
@@ -1266,6 +1335,7 @@ Suite *ws_frame_suite(void)
         {"non_minimal_lengths", test_frame_non_minimal_lengths},
         {"length_msb", test_frame_64bit_length_msb_rejected},
         {"max_message_size", test_frame_max_message_size},
+        {"discard_oversize", test_frame_discard_oversize},
         {"callback_stop", test_frame_callback_stop_and_resume},
         {"stop_on_close_then_free", test_frame_stop_on_close_then_free},
         {"compressed_round_trip", test_frame_compressed_round_trip},
