@@ -78,9 +78,12 @@ size_t conn__n_sockets(void)
     return g_srv.n_sockets;
 }
 
+/* A connection scheduled for freeing (conn__shutdown frees open ones directly) is not live
+ * either: CONN_CLOSE hooks run from free_conn must not queue output to it or to its peers
+ * being freed in the same pass, which would leave freed connections on the flush list. */
 bool conn__is_live(const wshub_conn_t *c)
 {
-    return c->state == CONN_OPEN && !(c->flags & CONN_F_CLOSE_REQ);
+    return c->state == CONN_OPEN && !(c->flags & (CONN_F_CLOSE_REQ | CONN_F_FREE));
 }
 
 /* Finds or creates a tenant; limits and origins come from the `tenants:` config section. */
@@ -463,8 +466,11 @@ static void process_close(wshub_conn_t *c)
 {
     uint16_t code = c->close_code;
 
-    c->flags &= ~CONN_F_CLOSE_REQ;
+    /* CLOSE_REQ stays set while the CONN_CLOSE hooks run: the connection is not live for them,
+     * and a conn_close from a hook is a no-op instead of replacing the reason of the close
+     * frame and queueing the connection for a second close. */
     run_close(c);
+    c->flags &= ~CONN_F_CLOSE_REQ;
     c->state = CONN_CLOSING;
     c->deadline_ms = server__now_ms() + LINGER_MS;
     if (!(c->flags & CONN_F_CLOSE_SENT)) {
@@ -685,6 +691,29 @@ static bool origin_allowed(char *const *list, size_t n, const char *origin)
     return false;
 }
 
+/* The Sec-WebSocket-Protocol offer of the request whose AUTH hooks are running. */
+static const char *g_auth_protocols;
+
+struct offer_find {
+    const char *want;
+    size_t len;
+};
+
+static int match_offer(void *ud, const char *tok, size_t len)
+{
+    const struct offer_find *f = ud;
+    return len == f->len && memcmp(tok, f->want, len) == 0;
+}
+
+bool conn__protocol_offered(const wshub_conn_t *c, const char *protocol)
+{
+    struct offer_find f = {protocol, strlen(protocol)};
+
+    if (!(c->flags & CONN_F_AUTH) || !g_auth_protocols)
+        return false;
+    return ws_handshake__each_token(g_auth_protocols, match_offer, &f) == 1;
+}
+
 struct proto_pick {
     const char *chosen;
     size_t len;
@@ -785,9 +814,13 @@ static bool upgrade(wshub_conn_t *c, const char *head, size_t head_len)
     ev.n_headers = req.n_headers < 100 ? req.n_headers : 100;
     ev.remote_addr = conn__remote(c);
     ev.status = 403;
+    g_auth_protocols = ws_request__header(&req, "sec-websocket-protocol");
     c->flags |= CONN_F_AUTH;
     rc = hooks__run_auth(&ev);
     c->flags &= ~CONN_F_AUTH;
+    g_auth_protocols = NULL;
+    if (c->flags & CONN_F_FREE)
+        goto out_fail_ident; /* a hook dropped the connection */
     if (rc < 0) {
         int st = ev.status >= 400 && ev.status <= 599 ? ev.status : 403;
         http_fail(c, st, st == 401 ? "unauthorized" : st == 503 ? "limit" : "forbidden",

@@ -134,6 +134,8 @@ tenant_t *conn__tenant_get(const char *name);
 /* Frees a tenant that has no connections left. */
 void conn__tenant_release(tenant_t *t);
 const char *conn__remote(wshub_conn_t *c);
+/* During the AUTH hooks: whether the client offered `protocol` in Sec-WebSocket-Protocol. */
+bool conn__protocol_offered(const wshub_conn_t *c, const char *protocol);
 /* Number of connections in any state (sockets held). */
 size_t conn__n_sockets(void);
 

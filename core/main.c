@@ -4,6 +4,7 @@
  *   wshubd [-c FILE] [--port-file PATH]     serve (default config: etc/wshub.yaml when it
  *                                           exists, else the embedded default)
  *   wshubd --check-config [FILE]            validate the config and every plugin's options
+ *   wshubd --plugin-help [FILE]             describe the configured plugins' options
  *   wshubd --version                        wshub version and SDK ABI
  *
  * Exit codes: 0 clean shutdown, 1 runtime failure, 2 configuration or usage error.
@@ -37,6 +38,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: wshubd [-c FILE] [--port-file PATH]\n"
             "       wshubd --check-config [FILE]\n"
+            "       wshubd --plugin-help [FILE]\n"
             "       wshubd --version\n"
             "\n"
             "  -c, --config FILE     YAML configuration (default: " DEFAULT_CONFIG
@@ -44,6 +46,7 @@ static void usage(FILE *f)
             "                        else the embedded single-node default)\n"
             "      --check-config    validate the configuration and plugin options, then exit\n"
             "                        (0 valid, 2 invalid)\n"
+            "      --plugin-help     list the configured plugins and their options\n"
             "      --port-file PATH  write '<name> <host>:<port>' per bound listener (server,\n"
             "                        admin) once listening\n"
             "  -v, --version         print the version and the SDK ABI\n"
@@ -81,13 +84,14 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"check-config", no_argument, NULL, 'C'},
+        {"plugin-help", no_argument, NULL, 'P'},
         {"port-file", required_argument, NULL, 'p'},
         {"version", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL, *port_file = NULL;
-    bool check = false;
+    bool check = false, describe = false;
     config_t cfg;
     int c, rc;
 
@@ -95,6 +99,7 @@ int main(int argc, char **argv)
         switch (c) {
         case 'c': config_path = optarg; break;
         case 'C': check = true; break;
+        case 'P': describe = true; break;
         case 'p': port_file = optarg; break;
         case 'v':
             printf("wshubd %s (SDK ABI %d.%d)\n", WSHUB_VERSION, WSHUB_SDK_ABI_MAJOR,
@@ -105,7 +110,7 @@ int main(int argc, char **argv)
         }
     }
     /* --check-config FILE: the file may follow as a plain argument. */
-    if (check && optind < argc && !config_path)
+    if ((check || describe) && optind < argc && !config_path)
         config_path = argv[optind++];
     if (optind < argc) {
         fprintf(stderr, "wshubd: unexpected argument '%s'\n", argv[optind]);
@@ -122,6 +127,11 @@ int main(int argc, char **argv)
     log__set_level(cfg.log.level);
     log__hook_libevent();
 
+    if (describe) {
+        rc = plugin_loader__describe_all(&cfg, stdout);
+        config__free(&cfg);
+        return rc ? 2 : 0;
+    }
     if (check) {
         /* Plugins are opened and their options checked, but no plugin code runs. */
         rc = plugin_loader__check_all(&cfg);

@@ -401,7 +401,8 @@ static int h_conn_set_subprotocol(wshub_conn_t *c, const char *protocol)
 {
     if (!(c->flags & CONN_F_AUTH))
         return WSHUB_ERR_STATE;
-    if (!protocol || !*protocol || strlen(protocol) > 128 || strpbrk(protocol, " ,;\r\n\t\""))
+    if (!protocol || !*protocol || strlen(protocol) > 128 || strpbrk(protocol, " ,;\r\n\t\"") ||
+        !conn__protocol_offered(c, protocol))
         return WSHUB_ERR_INVAL;
     free(c->subprotocol);
     c->subprotocol = mem__strdup(protocol);

@@ -450,6 +450,48 @@ int plugin_loader__check_all(config_t *cfg)
     return rc;
 }
 
+static const char *opt_type_name(wshub_opt_type_t t)
+{
+    static const char *const names[] = {"?",    "string", "int",  "bool", "duration",
+                                        "size", "list",   "map",  "any"};
+    return (int)t > 0 && (int)t <= 8 ? names[t] : "?";
+}
+
+static void print_list(FILE *out, const char *what, const char *const *list)
+{
+    if (!list || !list[0])
+        return;
+    fprintf(out, "  %s:", what);
+    for (size_t i = 0; list[i]; i++)
+        fprintf(out, " %s", list[i]);
+    fprintf(out, "\n");
+}
+
+int plugin_loader__describe_all(config_t *cfg, FILE *out)
+{
+    int rc = open_all(cfg);
+
+    for (size_t i = 0; i < g_n; i++) {
+        const wshub_plugin_desc_t *d = &g_plugins[i]->desc;
+        fprintf(out, "%s %s (SDK ABI %u.%u) %s\n", d->name, d->version ? d->version : "",
+                d->hdr.abi_major, d->hdr.abi_minor, g_plugins[i]->path);
+        if (d->description)
+            fprintf(out, "  %s\n", d->description);
+        print_list(out, "requires", d->requires);
+        print_list(out, "provides", d->provides);
+        for (const wshub_opt_t *o = d->options; o && o->key; o++)
+            fprintf(out, "  %-24s %-8s %s%s%s%s  %s\n", o->key, opt_type_name(o->type),
+                    o->required ? "required" : "", o->def ? "default " : "", o->def ? o->def : "",
+                    "", o->help ? o->help : "");
+        fprintf(out, "\n");
+    }
+    for (size_t i = 0; i < g_n; i++)
+        plugin_free(g_plugins[i]);
+    g_n = 0;
+    strmap__free(&g_services);
+    return rc;
+}
+
 int plugin_loader__load_all(config_t *cfg)
 {
     int rc = open_all(cfg);

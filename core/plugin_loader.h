@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <wshub/sdk.h>
 
@@ -46,6 +47,8 @@ int plugin_loader__load_all(config_t *cfg);
 /* --check-config: opens and validates every plugin (descriptor, options, order) without
  * running plugin code. Returns 0 or 2. */
 int plugin_loader__check_all(config_t *cfg);
+/* --plugin-help: prints each configured plugin's descriptor and options. Returns 0 or 2. */
+int plugin_loader__describe_all(config_t *cfg, FILE *out);
 int plugin_loader__start_all(void);
 /* Calls stop() in reverse order; returns true when every plugin has stopped (none PENDING). */
 bool plugin_loader__stop_all(void);

@@ -174,6 +174,8 @@ static void splice_fields(strbuf_t *b, const char *fields_json)
         e--;
     if (e > s && e[-1] == '}')
         e--;
+    while (e > s && isspace((unsigned char)e[-1]))
+        e--;
     while (s < e && isspace((unsigned char)*s))
         s++;
     if (e > s) {
@@ -319,7 +321,9 @@ static void on_json(wshub_conn_t *c, uint8_t *data, size_t len)
     if (!g_tok)
         g_tok = json_tokener_new_ex(32);
     json_tokener_reset(g_tok);
-    env = json_tokener_parse_ex(g_tok, (const char *)data, (int)len);
+    /* data[len] is the NUL the caller wrote: passing it lets json-c finish a top-level number
+     * or literal ("2", "true"), which it otherwise waits to see the end of. */
+    env = json_tokener_parse_ex(g_tok, (const char *)data, (int)len + 1);
     if (!env || json_tokener_get_error(g_tok) != json_tokener_success ||
         json_tokener_get_parse_end(g_tok) < len) {
         /* Trailing whitespace after a complete value is fine; anything else is not. */
@@ -339,7 +343,8 @@ static void on_json(wshub_conn_t *c, uint8_t *data, size_t len)
         router__send_error(c, NULL, "bad_json", "message must be a JSON object");
         return;
     }
-    if (json_object_object_get_ex(env, "id", &jid) && jid) {
+    /* A present "id" must be a string or a number; null (jid == NULL) is not. */
+    if (json_object_object_get_ex(env, "id", &jid)) {
         enum json_type t = json_object_get_type(jid);
         if (t != json_type_string && t != json_type_int && t != json_type_double) {
             json_object_put(env);

@@ -357,20 +357,20 @@ static void init_parser_cfgs(void)
     }
 }
 
-int server__run(config_t *cfg, const char *port_file)
+/*
+ * The loop-independent core: everything a connection needs (base, metrics, read buffer, deflate
+ * state, parser configurations, connection table, end-of-iteration event, post queue), without
+ * listeners, admin, signals or plugins. server__run builds on it; unit tests use it alone to
+ * drive connections over socketpairs.
+ */
+int server__init_core(config_t *cfg)
 {
-    struct timeval one_sec = {1, 0};
-    char admin_addr[80] = "";
-    int rc = 1;
-    int sigs[4] = {SIGTERM, SIGINT, SIGHUP, 0};
-
     memset(&g_srv, 0, sizeof(g_srv));
     g_srv.cfg = cfg;
-    g_srv.port_file = port_file;
     g_srv.base = event_base_new();
     if (!g_srv.base) {
         log_err("event_base_new failed");
-        return 1;
+        return -1;
     }
     server__update_now();
     g_srv.metrics = metrics__new();
@@ -382,6 +382,37 @@ int server__run(config_t *cfg, const char *port_file)
     conn__init();
     g_srv.eoi_ev = event_new(g_srv.base, -1, 0, on_eoi, NULL);
     timer__init_post();
+    return 0;
+}
+
+/* Frees what server__init_core made. Connections, routes and hooks must be gone already. */
+void server__fini_core(void)
+{
+    if (g_srv.eoi_ev)
+        event_free(g_srv.eoi_ev);
+    g_srv.eoi_ev = NULL;
+    timer__close_post();
+    ws_deflate__free(g_srv.deflate);
+    g_srv.deflate = NULL;
+    metrics__free(g_srv.metrics);
+    g_srv.metrics = NULL;
+    free(g_srv.rbuf);
+    g_srv.rbuf = NULL;
+    if (g_srv.base)
+        event_base_free(g_srv.base);
+    g_srv.base = NULL;
+}
+
+int server__run(config_t *cfg, const char *port_file)
+{
+    struct timeval one_sec = {1, 0};
+    char admin_addr[80] = "";
+    int rc = 1;
+    int sigs[4] = {SIGTERM, SIGINT, SIGHUP, 0};
+
+    if (server__init_core(cfg) != 0)
+        return 1;
+    g_srv.port_file = port_file;
     log_info("wshub %s (SDK ABI %d.%d), libevent %s, backend %s", WSHUB_VERSION,
              WSHUB_SDK_ABI_MAJOR, WSHUB_SDK_ABI_MINOR, event_get_version(),
              event_base_get_method(g_srv.base));
@@ -431,14 +462,7 @@ out:
         event_free(g_srv.tick_ev);
     if (g_srv.drain_ev)
         event_free(g_srv.drain_ev);
-    if (g_srv.eoi_ev)
-        event_free(g_srv.eoi_ev);
-    g_srv.eoi_ev = NULL;
-    timer__close_post();
-    ws_deflate__free(g_srv.deflate);
-    metrics__free(g_srv.metrics);
-    free(g_srv.rbuf);
-    event_base_free(g_srv.base);
+    server__fini_core();
     for (size_t i = 0; i < g_n_retained; i++) {
         config__free(g_retained[i]);
         free(g_retained[i]);

@@ -78,6 +78,13 @@ uint64_t server__update_now(void);
 /* Arms the end-of-iteration event (idempotent). */
 void server__want_eoi(void);
 
+/* Initialises g_srv for `cfg` (borrowed, must outlive the core): event base, core metrics, read
+ * buffer, deflate state, parser configurations, connection table, end-of-iteration event and
+ * the post queue; no listeners, admin, signals or plugins. Returns 0, or -1 (logged). */
+int server__init_core(config_t *cfg);
+/* Frees what server__init_core made; call after conn__shutdown, router__clear, hooks__clear. */
+void server__fini_core(void);
+
 /* Runs the server from a loaded config until shutdown; returns the exit code. */
 int server__run(config_t *cfg, const char *port_file);
 

@@ -213,7 +213,8 @@ typedef int (*wshub_hook_cb)(wshub_event_t ev, void *data, void *ud);
  * @return WSHUB_OK when handled (the plugin replied or chose not to), or a negative code: the
  *         host then answers `error` with a code derived from it (ERR_DENIED -> "forbidden",
  *         ERR_INVAL -> "invalid", ERR_NOTFOUND -> "not_found", ERR_EXISTS -> "exists",
- *         ERR_LIMIT -> "rate_limited", other -> "internal").
+ *         ERR_LIMIT -> "rate_limited", other -> "internal"). On a raw path nothing is sent
+ *         for a negative return (there is no envelope to answer in).
  */
 typedef int (*wshub_msg_cb)(wshub_conn_t *conn, const wshub_msg_t *msg, void *ud);
 
@@ -293,7 +294,9 @@ typedef struct wshub_host_api {
     int (*path_add)(wshub_plugin_t *self, const char *path, wshub_msg_cb cb, void *ud);
     /** Offers a named, versioned service table to other plugins.
      *  @param name [borrowed] copied. @param vtable [borrowed] must outlive the plugin (static).
-     *  @return WSHUB_OK, WSHUB_ERR_EXISTS, WSHUB_ERR_STATE. */
+     *  The name must be listed in the descriptor's `provides` (else WSHUB_ERR_INVAL): that is
+     *  how the loader orders providers before the plugins that require them.
+     *  @return WSHUB_OK, WSHUB_ERR_EXISTS, WSHUB_ERR_STATE, WSHUB_ERR_INVAL. */
     int (*service_put)(wshub_plugin_t *self, const char *name, uint32_t version,
                        const void *vtable);
     /** Looks up a service offered by a plugin loaded earlier (list it in `requires` to be
@@ -319,8 +322,8 @@ typedef struct wshub_host_api {
     const char *(*cfg_where)(const wshub_cfg_t *node);
     /** Scalar `key` of a map as a string; `def` when absent. @return [borrowed] */
     const char *(*cfg_str)(const wshub_cfg_t *node, const char *key, const char *def);
-    /** Integer `key` (also accepts duration/size suffixes when the option is so declared:
-     *  durations in ms, sizes in bytes). @return WSHUB_OK (also when absent: *out = def),
+    /** Integer `key`; duration and size suffixes are accepted ("30s" -> 30000 ms, "1MiB" ->
+     *  1048576 bytes; plain integers as they are). @return WSHUB_OK (also when absent: *out = def),
      *  WSHUB_ERR_INVAL when present but not a number (the loader already refused those for
      *  declared options). */
     int (*cfg_int)(const wshub_cfg_t *node, const char *key, int64_t def, int64_t *out);
@@ -397,8 +400,9 @@ typedef struct wshub_host_api {
     /** Sends {"type":"error","id":<id>,"code":code,"message":...}. @return as conn_send. */
     int (*send_error)(wshub_conn_t *c, const char *id_json, const char *code, const char *fmt,
                       ...) WSHUB_PRINTF(4, 5);
-    /** Adds `"key": json` to a welcome message (only inside a WSHUB_EV_WELCOME hook).
-     *  @param json [borrowed] valid JSON value text. @return WSHUB_OK, WSHUB_ERR_STATE. */
+    /** Adds `"key": json` to a welcome message; only inside a WSHUB_EV_WELCOME hook, with the
+     *  event it received. @param json [borrowed] valid JSON value text (not checked).
+     *  @return WSHUB_OK, WSHUB_ERR_INVAL (NULL/empty argument or no welcome in progress). */
     int (*welcome_add)(wshub_ev_welcome_t *ev, const char *key, const char *json);
 
     /* --- buffers --- */
@@ -511,7 +515,9 @@ typedef struct wshub_plugin_desc {
     /** Called once. @param host [borrowed, valid until fini returns] keep it.
      *  @param cfg [borrowed, valid until the next reload or fini] the `config:` node (an empty
      *  map when absent). @param state out: the plugin's own pointer, passed to the others.
-     *  @return WSHUB_OK, or an error after host->set_error(). */
+     *  @return WSHUB_OK, or an error after host->set_error(). When init fails, fini is NOT
+     *  called and everything the plugin registered is removed: release what init allocated
+     *  before returning the error. */
     int (*init)(wshub_plugin_t *self, const wshub_host_api_t *host, const wshub_cfg_t *cfg,
                 void **state);
     /** Listeners are bound. May be NULL. @return WSHUB_OK or an error (set_error). */

@@ -11,7 +11,8 @@
  *   - one exported symbol, the descriptor (WSHUB_PLUGIN at the end); everything else is static;
  *   - declared options, which the server validates (and fills with defaults) before init runs;
  *   - registration only inside init (path_add, metric_new), reporting failures with set_error;
- *   - the plugin's own state allocated in init and released in fini; no globals.
+ *   - the plugin's own state allocated in init and released in fini (or by init itself when it
+ *     fails: the loader does not call fini after a failed init); no globals.
  *
  * Configuration:
  *
@@ -73,7 +74,7 @@ static int echo_on_message(wshub_conn_t *conn, const wshub_msg_t *msg, void *ud)
     return WSHUB_OK;
 }
 
-/* Releases the state; the host has already dropped our path and metric. */
+/* Releases the state (the host drops our path and metric itself). */
 static void echo_fini(wshub_plugin_t *self, void *state)
 {
     (void)self;
@@ -81,9 +82,9 @@ static void echo_fini(wshub_plugin_t *self, void *state)
 }
 
 /*
- * Reads the (validated) options, registers the path and the metric. On failure set_error tells
- * the operator why; the loader then undoes our registrations and calls echo_fini(state) because
- * *state was already set, so nothing leaks on any path out of here.
+ * Reads the (validated) options, registers the metric and the path. On failure set_error tells
+ * the operator why, and init frees its state itself: after a failed init the loader removes what
+ * we registered but does not call fini.
  */
 static int echo_init(wshub_plugin_t *self, const wshub_host_api_t *host, const wshub_cfg_t *cfg,
                      void **state)
@@ -106,30 +107,32 @@ static int echo_init(wshub_plugin_t *self, const wshub_host_api_t *host, const w
     }
     e->host = host;
     e->self = self;
-    *state = e;
 
     e->messages = host->metric_new(self, &messages_def);
     if (!e->messages) {
         host->set_error(self, "cannot register metric %s", messages_def.name);
-        return WSHUB_ERR;
+        rc = WSHUB_ERR;
+        goto fail;
     }
     rc = host->path_add(self, path, echo_on_message, e);
     if (rc != WSHUB_OK) {
-        /* The loader appends strerror(rc) itself; the text says what to change, and where. */
+        /* Say what to change, and where (the option's file:line:col, or "<default>"). */
         host->set_error(self, "%s: option path: cannot serve '%s': %s",
                         host->cfg_where(host->cfg_get(cfg, "path")), path,
                         rc == WSHUB_ERR_EXISTS ? "the path is already served (another plugin, "
                                                  "or the server's JSON path)"
                                                : "a path starts with '/' and has no '?'");
-        return rc;
+        goto fail;
     }
     WSHUB_LOG(WSHUB_LOG_INFO, "echoing on %s", path);
+    *state = e;
     return WSHUB_OK;
+
+fail:
+    free(e);
+    return rc;
 }
 
-WSHUB_PLUGIN(.name = "echo",
-             .version = "1.0.0",
+WSHUB_PLUGIN(.name = "echo", .version = "1.0.0",
              .description = "Echoes every text and binary message on a raw WebSocket path",
-             .options = echo_options,
-             .init = echo_init,
-             .fini = echo_fini);
+             .options = echo_options, .init = echo_init, .fini = echo_fini);

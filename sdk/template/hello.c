@@ -10,7 +10,8 @@
  *         {"type":"ack","id":1,"greeting":"Hello, alice!","count":1}
  *     (`count` is how many times this connection said hello);
  *   - a Prometheus counter, hello_greetings_total;
- *   - init/fini ownership: everything allocated in init is freed in fini, even when init fails.
+ *   - init/fini ownership: what init allocates is freed by fini, or by init itself when it fails
+ *     (the loader does not call fini after a failed init).
  *
  * Build it out of tree with nothing but the SDK's pkg-config file (see Makefile / meson.build):
  *     cc -std=c11 -fPIC -shared -Wl,-z,defs $(pkg-config --cflags wshub-sdk) -o hello.so hello.c
@@ -33,8 +34,8 @@
 typedef struct hello {
     const wshub_host_api_t *host; /* valid until fini returns */
     wshub_plugin_t *self;
-    const char *greeting;         /* borrowed from the config node: valid until fini */
-    wshub_metric_t *greetings;    /* owned by the host */
+    const char *greeting;      /* borrowed from the config node: valid until fini */
+    wshub_metric_t *greetings; /* owned by the host */
 } hello_t;
 
 /* Per-connection state. The host owns the memory; we only ever get a pointer to it. */
@@ -131,8 +132,8 @@ static void hello_fini(wshub_plugin_t *self, void *state)
 }
 
 /*
- * Registration happens here and only here. *state is set before anything can fail, so the
- * loader's cleanup (which calls fini(state) after a failed init) frees it.
+ * Registration happens here and only here. When init fails, the loader removes whatever we
+ * registered but does NOT call fini, so init frees its own allocations on the way out.
  */
 static int hello_init(wshub_plugin_t *self, const wshub_host_api_t *host, const wshub_cfg_t *cfg,
                       void **state)
@@ -150,7 +151,6 @@ static int hello_init(wshub_plugin_t *self, const wshub_host_api_t *host, const 
         host->set_error(self, "out of memory");
         return WSHUB_ERR_NOMEM;
     }
-    *state = h;
     h->host = host;
     h->self = self;
     h->greeting = host->cfg_str(cfg, "greeting", "Hello");
@@ -158,23 +158,29 @@ static int hello_init(wshub_plugin_t *self, const wshub_host_api_t *host, const 
     h->greetings = host->metric_new(self, &greetings_def);
     if (!h->greetings) {
         host->set_error(self, "cannot register metric %s", greetings_def.name);
-        return WSHUB_ERR;
+        rc = WSHUB_ERR;
+        goto fail;
     }
     rc = host->hook_add(self, WSHUB_EV_CONN_OPEN, 0, hello_on_open, h);
-    if (rc == WSHUB_OK)
-        rc = host->route_add(self, "hello", hello_on_hello, h);
     if (rc != WSHUB_OK) {
-        host->set_error(self, "cannot register the hello route");
-        return rc;
+        host->set_error(self, "hook_add(CONN_OPEN): %s", host->strerror(rc));
+        goto fail;
+    }
+    rc = host->route_add(self, "hello", hello_on_hello, h);
+    if (rc != WSHUB_OK) {
+        host->set_error(self, "route_add(\"hello\"): %s", host->strerror(rc));
+        goto fail;
     }
     WSHUB_LOG(WSHUB_LOG_INFO, "greeting with \"%s\"", h->greeting);
+    *state = h;
     return WSHUB_OK;
+
+fail:
+    free(h);
+    return rc;
 }
 
-WSHUB_PLUGIN(.name = "hello",
-             .version = "1.0.0",
+WSHUB_PLUGIN(.name = "hello", .version = "1.0.0",
              .description = "Answers {\"type\":\"hello\"} with a greeting (SDK template)",
-             .options = hello_options,
-             .conn_state_size = sizeof(hello_conn_t),
-             .init = hello_init,
+             .options = hello_options, .conn_state_size = sizeof(hello_conn_t), .init = hello_init,
              .fini = hello_fini);

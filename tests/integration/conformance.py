@@ -21,11 +21,12 @@ Expectations use Autobahn's semantics: "echo" means the same message comes back;
 means the server sends a close frame with CODE and/or closes TCP, and nothing sent after the
 violation is echoed. After every close the server must close TCP within CLOSE_WAIT seconds.
 
-Usage: conformance.py --wshubd PATH [--plugin-dir DIR] [--only PREFIX] [--verbose]
+Usage: conformance.py --wshubd PATH [--plugin-dir DIR] [--only ID-PREFIX ...]
 """
 import argparse
 import base64
 import codecs
+import ctypes
 import hashlib
 import os
 import random
@@ -36,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import zlib
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -61,9 +63,7 @@ def check(cond, msg):
         raise CaseFailure(msg)
 
 
-# ---------------------------------------------------------------------------------------------
-# Frames
-# ---------------------------------------------------------------------------------------------
+# ---- Frames -------------------------------------------------------------------------------------
 
 def mask_bytes(data, key):
     """XORs data with the 4-byte key; big-int arithmetic keeps 16 MiB payloads fast."""
@@ -77,13 +77,12 @@ def mask_bytes(data, key):
 class Frame:
     """One WebSocket frame; rsv is the 3-bit RSV1|RSV2|RSV3 field."""
 
-    def __init__(self, opcode, payload=b'', fin=True, rsv=0, masked=True, length=None):
+    def __init__(self, opcode, payload=b'', fin=True, rsv=0, masked=True):
         self.opcode, self.payload, self.fin, self.rsv = opcode, bytes(payload), fin, rsv
         self.masked = masked
-        self.length = length      # override the announced length (malformed frames)
 
     def encode(self, key=None):
-        n = len(self.payload) if self.length is None else self.length
+        n = len(self.payload)
         b0 = (0x80 if self.fin else 0) | (self.rsv & 7) << 4 | (self.opcode & 0xF)
         mbit = 0x80 if self.masked else 0
         if n < 126:
@@ -136,9 +135,7 @@ def text_payload(n, seed=0):
     return body + b'*' * (n - len(body))
 
 
-# ---------------------------------------------------------------------------------------------
-# Client
-# ---------------------------------------------------------------------------------------------
+# ---- Client -------------------------------------------------------------------------------------
 
 class Client:
     """A raw-socket WebSocket client that can be made to misbehave.
@@ -148,10 +145,11 @@ class Client:
     set), a control frame, or None once the server closed TCP.
     """
 
-    def __init__(self, port, path='/echo', extensions=None, headers=(), timeout=IO_TIMEOUT):
+    def __init__(self, port, path='/echo', extensions=None, timeout=IO_TIMEOUT, pipeline=b''):
         self.port, self.path, self.timeout = port, path, timeout
         self.buf = bytearray()
         self.pmd = None                  # dict of negotiated permessage-deflate parameters
+        self.notes = []                  # remarks for the result line
         self.sock = socket.create_connection(('127.0.0.1', port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.key = base64.b64encode(os.urandom(16)).decode()
@@ -160,8 +158,7 @@ class Client:
                  'Sec-WebSocket-Version: 13']
         if extensions is not None:
             lines.append('Sec-WebSocket-Extensions: ' + extensions)
-        lines.extend(headers)
-        self.sock.sendall(('\r\n'.join(lines) + '\r\n\r\n').encode())
+        self.sock.sendall(('\r\n'.join(lines) + '\r\n\r\n').encode() + pipeline)
         self.status, self.headers = read_http_head(self.sock, self.buf)
         if self.status != 101:
             self.close()
@@ -232,23 +229,14 @@ class Client:
         while True:
             b = self.buf
             if len(b) >= 2:
-                n, off = b[1] & 0x7F, 2
-                if n == 126:
-                    off = 4
-                elif n == 127:
-                    off = 10
-                if len(b) >= off:
-                    if off == 4:
-                        n = int.from_bytes(b[2:4], 'big')
-                    elif off == 10:
-                        n = int.from_bytes(b[2:10], 'big')
-                    if b[1] & 0x80:
-                        raise CaseFailure('server sent a masked frame')
-                    if len(b) >= off + n:
-                        f = Frame(b[0] & 0xF, bytes(b[off:off + n]), bool(b[0] & 0x80),
-                                  (b[0] >> 4) & 7, masked=False)
-                        del self.buf[:off + n]
-                        return f
+                check(not b[1] & 0x80, 'server sent a masked frame')
+                off = {126: 4, 127: 10}.get(b[1] & 0x7F, 2)
+                n = int.from_bytes(b[2:off], 'big') if off > 2 else b[1] & 0x7F
+                if len(b) >= off and len(b) >= off + n:
+                    f = Frame(b[0] & 0xF, bytes(b[off:off + n]), bool(b[0] & 0x80),
+                              (b[0] >> 4) & 7, masked=False)
+                    del self.buf[:off + n]
+                    return f
             if not self._fill(deadline):
                 if self.buf:
                     raise CaseFailure('server closed TCP inside a frame')
@@ -266,6 +254,8 @@ class Client:
                 raise CaseFailure('server sent %s with RSV bits %d' % (f.describe(), f.rsv))
             if f.opcode >= 8:
                 check(f.fin and len(f.payload) <= 125, 'server sent a bad control frame')
+                if f.opcode == OP_CLOSE:
+                    check_server_close(f.payload)
                 return f
             if f.opcode == OP_CONT:
                 check(msg is not None, 'server sent a continuation without a start')
@@ -333,7 +323,8 @@ class Client:
             raise CaseFailure('expected close %d, server did nothing within %.0f s'
                               % (code, FAIL_TIMEOUT))
         if ev is None:
-            return                                   # TCP closed without a close frame
+            self.notes.append('TCP closed without a close frame')
+            return
         check(ev.opcode == OP_CLOSE, 'expected close %d, got %s' % (code, ev.describe()))
         check(close_code(ev.payload) == code, 'expected close %d, got close %s'
               % (code, close_code(ev.payload)))
@@ -358,6 +349,20 @@ class Client:
         """Clean close: ours, the echoed close as the very next event, then EOF."""
         self.send(OP_CLOSE, close_payload(1000))
         self.expect_close(1000)
+
+
+def check_server_close(payload):
+    """A close frame from the server: empty, or a code it may send and a UTF-8 reason."""
+    if not payload:
+        return
+    code = close_code(payload)
+    check(code is not None and (1000 <= code <= 1003 or 1007 <= code <= 1014 or
+                                3000 <= code <= 4999),
+          'server sent close payload %r (bad code)' % payload[:2])
+    try:
+        payload[2:].decode('utf-8')
+    except UnicodeDecodeError:
+        raise CaseFailure('server sent a close reason that is not UTF-8')
 
 
 def read_http_head(sock, buf, limit=65536):
@@ -394,19 +399,17 @@ def parse_pmd_response(value):
     return params
 
 
-# ---------------------------------------------------------------------------------------------
-# Server
-# ---------------------------------------------------------------------------------------------
+# ---- Server -------------------------------------------------------------------------------------
 
 class Server:
     """One wshubd in a temporary directory, started with a port file and stopped with SIGTERM
     (SIGKILL after a bound)."""
 
-    def __init__(self, wshubd, plugin_dir, workdir, name, max_message_size='64MiB'):
+    def __init__(self, wshubd, plugin_dir, workdir, name, settings):
         self.dir = tempfile.mkdtemp(prefix=name + '-', dir=workdir)  # unique across restarts
         cfg = os.path.join(self.dir, 'wshub.yaml')
         with open(cfg, 'w') as f:
-            f.write(CONFIG % {'max': max_message_size})
+            f.write(CONFIG % settings)
         self.port_file = os.path.join(self.dir, 'ports')
         self.log_path = os.path.join(self.dir, 'wshubd.log')
         env = dict(os.environ)
@@ -415,21 +418,15 @@ class Server:
         with open(self.log_path, 'wb') as log:
             self.proc = subprocess.Popen([wshubd, '-c', cfg, '--port-file', self.port_file],
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         env=env, cwd=self.dir)
-        self.port = self.admin_port = None
+                                         env=env, cwd=self.dir, preexec_fn=die_with_parent)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and self.proc.poll() is None:
-            if os.path.exists(self.port_file):
+            if os.path.exists(self.port_file):      # written whole (rename) once listening
                 with open(self.port_file) as f:
-                    for line in f:
-                        name_, _, addr = line.strip().partition(' ')
-                        port = int(addr.rpartition(':')[2])
-                        if name_ == 'server':
-                            self.port = port
-                        elif name_ == 'admin':
-                            self.admin_port = port
-                if self.port:
-                    return
+                    ports = dict(line.split() for line in f if line.strip())
+                self.port = int(ports['server'].rpartition(':')[2])
+                self.admin_port = int(ports['admin'].rpartition(':')[2])
+                return
             time.sleep(0.05)
         self.stop()
         raise RuntimeError('wshubd did not start (%s): %s' % (
@@ -443,8 +440,14 @@ class Server:
         except OSError:
             return ''
 
-    def alive(self):
-        return self.proc.poll() is None
+    def gauge(self, name):
+        """A gauge from the admin listener's /metrics."""
+        url = 'http://127.0.0.1:%d/metrics' % self.admin_port
+        with urllib.request.urlopen(url, timeout=IO_TIMEOUT) as r:
+            text = r.read().decode()
+        m = re.search(r'^%s(?:\{[^}]*\})? (\S+)$' % name, text, re.M)
+        check(m, '%s not in /metrics' % name)
+        return float(m.group(1))
 
     def stop(self):
         """SIGTERM, then SIGKILL after 10 s; returns the exit status."""
@@ -458,13 +461,24 @@ class Server:
         return self.proc.returncode
 
 
+def die_with_parent():
+    """In the child before exec: SIGTERM it if this script dies without cleaning up (SIGKILL)."""
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)      # PR_SET_PDEATHSIG
+
+
+# The servers a case can ask for: `small` for the size limits, `idle` for server-side timeouts.
+SERVERS = {
+    'main': {'max': '64MiB', 'heartbeat': '1h', 'idle': '2h'},
+    'small': {'max': '1MiB', 'heartbeat': '1h', 'idle': '2h'},
+    'idle': {'max': '64MiB', 'heartbeat': '300ms', 'idle': '1500ms'},
+}
 CONFIG = """\
 server:
   listen: 127.0.0.1:0
   path: /ws
   max_message_size: %(max)s
-  heartbeat_interval: 1h
-  connection_timeout: 2h
+  heartbeat_interval: %(heartbeat)s
+  connection_timeout: %(idle)s
   handshake_timeout: 1s
   send_queue_max_bytes: 256MiB
   max_header_size: 8KiB
@@ -483,9 +497,7 @@ plugins:
 """
 
 
-# ---------------------------------------------------------------------------------------------
-# Case registry and the scripted-case runner
-# ---------------------------------------------------------------------------------------------
+# ---- Case registry and the scripted-case runner -------------------------------------------------
 
 CASES = []
 
@@ -521,6 +533,7 @@ def run_script(ctx, send, expect, chop=None, path='/echo', extensions=None, serv
                 return
         c.finish()
     finally:
+        ctx.notes.extend(c.notes)
         c.close()
 
 
@@ -531,26 +544,38 @@ def scripted(cid, desc, send, expect, chop_too=True, **kw):
         case(cid + 'b', desc + ', byte by byte', run_script, send, expect, chop=1, **kw)
 
 
-def t(s):
-    return s.encode() if isinstance(s, str) else s
-
-
 def canary():
     """A valid message sent after a violation: it must never be echoed."""
     return fr(OP_TEXT, 'canary: must not be echoed')
 
 
-# ---------------------------------------------------------------------------------------------
-# H: HTTP opening handshake
-# ---------------------------------------------------------------------------------------------
+# ---- H: HTTP opening handshake ------------------------------------------------------------------
 
 def http_exchange(ctx, request, timeout=IO_TIMEOUT):
+    """Sends a request; returns (status, headers, closed) where closed tells whether the server
+    closed TCP within CLOSE_WAIT after the response body (Content-Length) of an error."""
     s = socket.create_connection(('127.0.0.1', ctx.port()), timeout=timeout)
     try:
         s.sendall(request)
         buf = bytearray()
         status, headers = read_http_head(s, buf)
-        return status, headers
+        if status == 101:
+            return status, headers, None
+        want = int(headers.get('content-length', '0'))
+        s.settimeout(CLOSE_WAIT)
+        try:
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                buf += data
+                check(len(buf) <= want, 'more than Content-Length bytes after the response')
+        except socket.timeout:
+            return status, headers, False
+        except ConnectionResetError:
+            pass
+        check(len(buf) == want, 'response body is %d bytes, Content-Length %d' % (len(buf), want))
+        return status, headers, True
     finally:
         s.close()
 
@@ -571,8 +596,9 @@ def request(path='/echo', method='GET', version='13', key=True, extra=(), proto=
 
 
 def hs_status(ctx, req, status, header=None):
-    got, headers = http_exchange(ctx, req)
+    got, headers, closed = http_exchange(ctx, req)
     check(got == status, 'expected HTTP %d, got %d' % (status, got))
+    check(closed is not False, 'server kept TCP open after HTTP %d' % got)
     if header:
         name, value = header
         check(headers.get(name.lower()) == value, 'expected header %s: %s, got %r'
@@ -581,17 +607,24 @@ def hs_status(ctx, req, status, header=None):
 
 def hs_accept_rfc_example(ctx):
     """RFC 6455 §1.3's sample key must produce the sample accept value."""
-    s = socket.create_connection(('127.0.0.1', ctx.port()), timeout=IO_TIMEOUT)
+    status, headers, _ = http_exchange(ctx, request())
+    check(status == 101, 'expected 101, got %d' % status)
+    check(headers.get('sec-websocket-accept') == 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=',
+          'wrong Sec-WebSocket-Accept %r' % headers.get('sec-websocket-accept'))
+    check(headers.get('upgrade', '').lower() == 'websocket', 'no Upgrade: websocket')
+    check('sec-websocket-extensions' not in headers, 'extension without an offer')
+
+
+def hs_pipelined(ctx):
+    """Frames sent in the same write as the request head are processed after the upgrade."""
+    c = Client(ctx.port(), pipeline=fr(OP_TEXT, 'early') + fr(OP_PING, 'p') + fr(OP_BINARY, b'1'))
     try:
-        s.sendall(request())
-        status, headers = read_http_head(s, bytearray())
-        check(status == 101, 'expected 101, got %d' % status)
-        check(headers.get('sec-websocket-accept') == 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=',
-              'wrong Sec-WebSocket-Accept %r' % headers.get('sec-websocket-accept'))
-        check(headers.get('upgrade', '').lower() == 'websocket', 'no Upgrade: websocket')
-        check('sec-websocket-extensions' not in headers, 'extension without an offer')
+        c.expect_message(OP_TEXT, b'early')
+        c.expect_pong(b'p')
+        c.expect_message(OP_BINARY, b'1')
+        c.finish()
     finally:
-        s.close()
+        c.close()
 
 
 def hs_json_welcome(ctx):
@@ -606,37 +639,22 @@ def hs_json_welcome(ctx):
         c.close()
 
 
-def hs_silent_client(ctx):
-    """handshake_timeout is 1 s and the tick is 1 s: the socket must be closed within 3 s."""
+def hs_dropped(ctx, send):
+    """handshake_timeout is 1 s and the tick 1 s: a client that sends nothing (or a head that
+    never ends) must be disconnected within 3 s, without a response."""
     s = socket.create_connection(('127.0.0.1', ctx.port()), timeout=IO_TIMEOUT)
     try:
+        s.sendall(send)
         start = time.monotonic()
         s.settimeout(3.0)
         try:
             data = s.recv(100)
         except socket.timeout:
-            raise CaseFailure('silent client still connected after 3 s')
+            raise CaseFailure('client still connected after 3 s')
         except ConnectionResetError:
             data = b''
-        check(data == b'', 'server sent %r to a silent client' % data[:40])
+        check(data == b'', 'server sent %r' % data[:40])
         ctx.note('closed after %.2f s' % (time.monotonic() - start))
-    finally:
-        s.close()
-
-
-def hs_partial_head(ctx):
-    """A request head that never ends is dropped at handshake_timeout too."""
-    s = socket.create_connection(('127.0.0.1', ctx.port()), timeout=IO_TIMEOUT)
-    try:
-        s.sendall(b'GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n')
-        s.settimeout(3.0)
-        try:
-            data = s.recv(100)
-        except socket.timeout:
-            raise CaseFailure('client with a partial head still connected after 3 s')
-        except ConnectionResetError:
-            data = b''
-        check(data == b'' or data.startswith(b'HTTP/1.1 4'), 'unexpected %r' % data[:40])
     finally:
         s.close()
 
@@ -658,14 +676,16 @@ def register_handshake():
     case('H.11', 'missing Connection: Upgrade -> 400', hs_status, request(connection=False), 400)
     case('H.12', 'oversize header (> max_header_size 8KiB) -> 431', hs_status,
          request(extra=['X-Big: ' + 'a' * (10 * KIB)]), 431)
+    case('H.12a', 'request head just under max_header_size is accepted', hs_status,
+         request(extra=['X-Big: ' + 'a' * (8 * KIB - 300)]), 101)
     case('H.13', 'JSON path /ws sends the welcome message first', hs_json_welcome)
-    case('H.14', 'silent client dropped after handshake_timeout', hs_silent_client)
-    case('H.15', 'unfinished request head dropped after handshake_timeout', hs_partial_head)
+    case('H.13a', 'frames in the same write as the request head are processed', hs_pipelined)
+    case('H.14', 'silent client dropped after handshake_timeout', hs_dropped, b'')
+    case('H.15', 'unfinished request head dropped after handshake_timeout', hs_dropped,
+         b'GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n')
 
 
-# ---------------------------------------------------------------------------------------------
-# 1: framing
-# ---------------------------------------------------------------------------------------------
+# ---- 1: framing ---------------------------------------------------------------------------------
 
 def register_framing():
     sizes = [0, 125, 126, 127, 128, 65535, 65536]
@@ -685,9 +705,7 @@ def register_framing():
          [bytes([0x82, 0xFF]) + b'\x80' + b'\x00' * 7 + b'\x00\x00\x00\x00'], [('fail', 1002)])
 
 
-# ---------------------------------------------------------------------------------------------
-# 2: pings and pongs
-# ---------------------------------------------------------------------------------------------
+# ---- 2: pings and pongs -------------------------------------------------------------------------
 
 def register_pings():
     p125 = bytes(range(125))
@@ -713,13 +731,9 @@ def register_pings():
              [fr(OP_TEXT, 'frag1', fin=False), fr(OP_PING, 'in between'),
               fr(OP_CONT, 'frag2')],
              [('pong', b'in between'), ('msg', OP_TEXT, b'frag1frag2')])
-    scripted('2.13', 'ping with 126-byte length announced but 125 sent -> 1002',
-             [fr(OP_PING, b'a' * 125, length=126)], [('fail', 1002)], chop_too=False)
 
 
-# ---------------------------------------------------------------------------------------------
-# 3: reserved bits
-# ---------------------------------------------------------------------------------------------
+# ---- 3: reserved bits ---------------------------------------------------------------------------
 
 def register_rsv():
     hello = b'Hello, world!'
@@ -742,9 +756,7 @@ def register_rsv():
                  [('msg', OP_TEXT, e) for e in echoes] + [('fail', 1002)])
 
 
-# ---------------------------------------------------------------------------------------------
-# 4: opcodes
-# ---------------------------------------------------------------------------------------------
+# ---- 4: opcodes ---------------------------------------------------------------------------------
 
 def register_opcodes():
     hello = b'Hello, world!'
@@ -759,9 +771,7 @@ def register_opcodes():
                      [('msg', OP_TEXT, hello), ('fail', 1002)], chop_too=(i == 1))
 
 
-# ---------------------------------------------------------------------------------------------
-# 5: fragmentation
-# ---------------------------------------------------------------------------------------------
+# ---- 5: fragmentation ---------------------------------------------------------------------------
 
 def fragments(op, data, sizes):
     """Frames of one message split at the given fragment sizes (the last takes the rest)."""
@@ -828,12 +838,15 @@ def register_fragmentation():
              [f1, fr(OP_CLOSE, close_payload(1000)), f2], [('close', 1000)])
 
 
-# ---------------------------------------------------------------------------------------------
-# 6: UTF-8
-# ---------------------------------------------------------------------------------------------
+# ---- 6: UTF-8 -----------------------------------------------------------------------------------
 
 def H(s):
     return bytes.fromhex(s.replace(' ', ''))
+
+
+def spaced(lo, hi):
+    """Each byte of range(lo, hi) followed by a space."""
+    return b''.join(bytes([b, 0x20]) for b in range(lo, hi))
 
 
 KOSME = H('ce ba e1 bd b9 cf 83 ce bc ce b5')
@@ -845,27 +858,22 @@ UTF8_VECTORS = [
     ('first 1-byte U+0000', H('00')), ('first 2-byte U+0080', H('c2 80')),
     ('first 3-byte U+0800', H('e0 a0 80')), ('first 4-byte U+10000', H('f0 90 80 80')),
     ('last 1-byte U+007F', H('7f')), ('last 2-byte U+07FF', H('df bf')),
-    ('last 3-byte U+FFFF', H('ef bf bf')), ('U+10FFFF', H('f4 8f bf bf')),
+    ('last 3-byte U+FFFF', H('ef bf bf')), ('last 4-byte U+10FFFF', H('f4 8f bf bf')),
     ('U+D7FF', H('ed 9f bf')), ('U+E000', H('ee 80 80')), ('U+FFFD', H('ef bf bd')),
     ('noncharacters U+FFFE U+FFFF', H('ef bf be ef bf bf')),
     ('noncharacters U+1FFFE U+10FFFE', H('f0 9f bf be f4 8f bf be')),
     ('kosme with surrogate U+D800 then "edited"', KOSME + H('ed a0 80') + b'edited'),
     ('4-byte > U+10FFFF: U+110000', H('f4 90 80 80')),
     ('4-byte > U+10FFFF: U+1FFFFF', H('f7 bf bf bf')),
-    ('5-byte first possible', H('f8 88 80 80 80')), ('6-byte first possible',
-                                                      H('fc 84 80 80 80 80')),
-    ('5-byte last possible', H('fb bf bf bf bf')), ('6-byte last possible',
-                                                     H('fd bf bf bf bf bf')),
+    ('5-byte first possible', H('f8 88 80 80 80')), ('6-byte first', H('fc 84 80 80 80 80')),
+    ('5-byte last possible', H('fb bf bf bf bf')), ('6-byte last', H('fd bf bf bf bf bf')),
     ('lone continuation 0x80', H('80')), ('lone continuation 0xBF', H('bf')),
     ('2 continuations', H('80 bf')), ('3 continuations', H('80 bf 80')),
     ('7 continuations', H('80 bf 80 bf 80 bf 80')),
     ('all 64 continuation bytes', bytes(range(0x80, 0xC0))),
-    ('lonely 2-byte starts each followed by space', b''.join(bytes([b, 0x20])
-                                                             for b in range(0xC0, 0xE0))),
-    ('lonely 3-byte starts each followed by space', b''.join(bytes([b, 0x20])
-                                                             for b in range(0xE0, 0xF0))),
-    ('lonely 4-byte starts each followed by space', b''.join(bytes([b, 0x20])
-                                                             for b in range(0xF0, 0xF8))),
+    ('lonely 2-byte starts each followed by space', spaced(0xC0, 0xE0)),
+    ('lonely 3-byte starts each followed by space', spaced(0xE0, 0xF0)),
+    ('lonely 4-byte starts each followed by space', spaced(0xF0, 0xF8)),
     ('lonely 5/6-byte starts followed by space', H('f8 20 fb 20 fc 20 fd 20')),
     ('2-byte missing last byte at end (0xC0)', H('c0')),
     ('3-byte missing last byte at end', H('e0 80')),
@@ -929,7 +937,7 @@ def register_utf8():
             case(cid + '.3', label + ', one fragment per byte', run_script,
                  fragments(OP_TEXT, data, [1] * (len(data) - 1)) + tail, result)
             mid = len(data) // 2
-            case(cid + '.4', label + ', 2 fragments split mid-sequence, byte by byte',
+            case(cid + '.4', label + ', 2 fragments split in the middle, byte by byte',
                  run_script, fragments(OP_TEXT, data, [mid]) + tail, result, chop=1)
         if not valid:
             n = utf8_fail_prefix(data)
@@ -942,9 +950,7 @@ def register_utf8():
                      [('fail', 1007)])
 
 
-# ---------------------------------------------------------------------------------------------
-# 7: closing handshake
-# ---------------------------------------------------------------------------------------------
+# ---- 7: closing handshake -----------------------------------------------------------------------
 
 def register_close():
     hello = b'Hello World!'
@@ -970,11 +976,9 @@ def register_close():
     scripted('7.3.4', 'close 1000 with reason echoed',
              [fr(OP_CLOSE, close_payload(1000, b'Hello World!'))],
              [('close', 1000, b'Hello World!')])
-    reason = ('*' * 121 + 'é').encode()
-    check(len(reason) == 123, 'reason length')
-    scripted('7.3.5', 'close 1000 with a 123-byte reason', [fr(OP_CLOSE, close_payload(1000,
-                                                                                      reason))],
-             [('close', 1000, reason)])
+    reason = ('*' * 121 + 'é').encode()       # 123 bytes, ending in a 2-byte character
+    scripted('7.3.5', 'close 1000 with a 123-byte reason',
+             [fr(OP_CLOSE, close_payload(1000, reason))], [('close', 1000, reason)])
     scripted('7.3.6', 'close with a 124-byte reason (payload 126) -> 1002',
              [fr(OP_CLOSE, close_payload(1000, b'r' * 124))], [('fail', 1002)])
     scripted('7.5.1', 'close reason with invalid UTF-8 -> 1007',
@@ -994,28 +998,62 @@ def register_close():
                  chop_too=False)
     case('7.13.1', 'server closes TCP after the close handshake (client keeps it open)',
          run_script, [cl], [('close', 1000)])
+    case('7.13.2', 'text, close, then client half-closes TCP: echo and close still arrive',
+         close_half_closed)
+    case('7.14.1', 'heartbeat pings, then server closes an idle connection with 1001',
+         close_idle)
 
 
-# ---------------------------------------------------------------------------------------------
-# 9: limits and performance
-# ---------------------------------------------------------------------------------------------
-
-def big_payload(op, n):
-    return text_payload(n, n) if op == OP_TEXT else os.urandom(n)
-
-
-def perf_roundtrip(ctx, op, n, frag=None, chop=None, count=1, compress=False):
-    """Sends `count` messages of n bytes one after another, each checked before the next."""
-    ext = 'permessage-deflate' if compress else None
-    c = Client(ctx.port(), '/echo', ext, timeout=30.0)
+def close_idle(ctx):
+    """Server-initiated close: heartbeat pings are answered for a while, then ignored; after
+    connection_timeout without traffic the server closes with 1001 and, once our close reply
+    arrives, closes TCP."""
+    c = Client(ctx.port('idle'))
     try:
-        data = big_payload(op, n)
+        for _ in range(3):
+            ev = c.next_event(3.0)
+            check(ev is not None and ev.opcode == OP_PING, 'expected a heartbeat ping, got %s'
+                  % (ev.describe() if ev else 'EOF'))
+            c.send(OP_PONG, ev.payload)
+        start = time.monotonic()
+        ev = c.next_event(4.0)
+        while ev is not None and ev.opcode == OP_PING:      # not answered any more
+            ev = c.next_event(4.0)
+        check(ev is not None and ev.opcode == OP_CLOSE, 'expected close 1001, got %s'
+              % (ev.describe() if ev else 'EOF'))
+        check(close_code(ev.payload) == 1001, 'expected close 1001, got close %s'
+              % close_code(ev.payload))
+        ctx.note('closed %.1f s after the last pong' % (time.monotonic() - start))
+        c.send(OP_CLOSE, ev.payload[:2])
+        c.expect_eof()
+    finally:
+        c.close()
+
+
+def close_half_closed(ctx):
+    c = Client(ctx.port())
+    try:
+        c.send_raw(fr(OP_TEXT, 'last words') + fr(OP_CLOSE, close_payload(1001)))
+        c.sock.shutdown(socket.SHUT_WR)
+        c.expect_message(OP_TEXT, b'last words')
+        c.expect_close(1001)
+    finally:
+        c.close()
+
+
+# ---- 9: limits and performance ------------------------------------------------------------------
+
+def perf_roundtrip(ctx, op, n, frag=None, chop=None, count=1):
+    """Sends `count` messages of n bytes one after another, each checked before the next."""
+    c = Client(ctx.port(), timeout=30.0)
+    try:
+        data = text_payload(n, n) if op == OP_TEXT else os.urandom(n)
         start = time.monotonic()
         for _ in range(count):
             if chop:
                 c.send_raw(fr(op, data), chop)
             else:
-                c.send_message(op, data, compress, frag)
+                c.send_message(op, data, frag=frag)
             c.expect_message(op, data)
         elapsed = time.monotonic() - start
         c.finish()
@@ -1056,13 +1094,15 @@ def register_limits():
     case('9.9.3', 'frame announcing 2^62 bytes (1 MiB server) -> 1009 before any payload',
          run_script, [bytes([0x82, 0xFF]) + (1 << 62).to_bytes(8, 'big') + b'\0\0\0\0'],
          [('fail', 1009)], server='small')
+    exact = b'\x5a' * MIB
     case('9.9.4', 'message of exactly max_message_size (1 MiB server) echoes', run_script,
-         [fr(OP_BINARY, b'\x5a' * MIB)], [('msg', OP_BINARY, b'\x5a' * MIB)], server='small')
+         [fr(OP_BINARY, exact)], [('msg', OP_BINARY, exact)], server='small')
+    case('9.9.5', 'fragmented message of exactly max_message_size echoes', run_script,
+         fragments(OP_BINARY, exact, [1000, MIB - 2000]), [('msg', OP_BINARY, exact)],
+         server='small')
 
 
-# ---------------------------------------------------------------------------------------------
-# 12 / 13: permessage-deflate
-# ---------------------------------------------------------------------------------------------
+# ---- 12 / 13: permessage-deflate ----------------------------------------------------------------
 
 PMD_OFFER = 'permessage-deflate; client_max_window_bits'
 
@@ -1102,11 +1142,6 @@ def pmd_declined(ctx, offer):
         c.close()
 
 
-def pmd_raw(ctx, frames, expect):
-    """Raw frames on a deflate connection, then the scripted expectations."""
-    run_script(ctx, frames, expect, extensions=PMD_OFFER)
-
-
 def register_deflate():
     rnd = random.Random(12)
     sizes = [16, 64, 256, 1 * KIB, 4 * KIB, 16 * KIB, 64 * KIB, 128 * KIB]
@@ -1124,7 +1159,10 @@ def register_deflate():
              % (n, f), pmd_echo, PMD_OFFER, [(OP_TEXT, text_payload(n, n))], frag=f)
         case('12.5.%d' % i, 'compressed random binary of %d B in fragments of %d B' % (n, f),
              pmd_echo, PMD_OFFER, [(OP_BINARY, rnd.randbytes(n))], frag=f)
+    # The repeated random blocks produce back-references 1500 and 5000 bytes long: decoding
+    # them with the negotiated server_max_window_bits proves the server honoured the window.
     mixed = [(OP_TEXT, text_payload(n, n)) for n in (16, 300, 5000, 70000)]
+    mixed += [(OP_BINARY, rnd.randbytes(1500) * 20), (OP_BINARY, rnd.randbytes(5000) * 4)]
     offers = [
         ('permessage-deflate', {}),
         ('permessage-deflate; client_no_context_takeover', {}),
@@ -1170,33 +1208,49 @@ def register_deflate():
     hello = text_payload(500)
     comp = deflate(hello)
     half = len(comp) // 2
-    case('13.3.1', 'RSV1 on a continuation frame -> 1002', pmd_raw,
+    bad_utf8 = deflate(KOSME + H('ed a0 80') + b'edited')
+    split = [fr(OP_TEXT, comp[:half], fin=False, rsv=RSV1), fr(OP_PING, 'mid'),
+             fr(OP_CONT, comp[half:])]
+    rows = [
+        ('13.3.1', 'RSV1 on a continuation frame -> 1002',
          [fr(OP_TEXT, comp[:half], fin=False, rsv=RSV1), fr(OP_CONT, comp[half:], rsv=RSV1),
-          canary()], [('fail', 1002)])
-    case('13.3.2', 'RSV1 on a ping -> 1002', pmd_raw, [fr(OP_PING, 'p', rsv=RSV1), canary()],
-         [('fail', 1002)])
-    case('13.3.3', 'RSV1 on a close -> 1002', pmd_raw,
-         [fr(OP_CLOSE, close_payload(1000), rsv=RSV1)], [('fail', 1002)])
-    case('13.3.4', 'invalid compressed data (reserved block type) -> 1007', pmd_raw,
-         [fr(OP_BINARY, b'\x07\xff\xff\xff', rsv=RSV1), canary()], [('fail', 1007)])
-    case('13.3.5', 'invalid compressed data (stored block length mismatch) -> 1007', pmd_raw,
-         [fr(OP_TEXT, b'\x00\x05\x00\x00\x00hello', rsv=RSV1), canary()], [('fail', 1007)])
-    case('13.3.6', 'compressed text that inflates to invalid UTF-8 -> 1007', pmd_raw,
-         [fr(OP_TEXT, deflate(KOSME + H('ed a0 80') + b'edited'), rsv=RSV1), canary()],
-         [('fail', 1007)])
-    case('13.3.7', 'compressed message in frames, a ping between', pmd_raw,
-         [fr(OP_TEXT, comp[:half], fin=False, rsv=RSV1), fr(OP_PING, 'mid'),
-          fr(OP_CONT, comp[half:])], [('pong', b'mid'), ('msg', OP_TEXT, hello)])
-    case('13.3.8', 'compressed empty message (single 0x00 byte)', pmd_raw,
-         [fr(OP_TEXT, b'\x00', rsv=RSV1)], [('msg', OP_TEXT, b'')])
-    case('13.3.9', 'compressed empty message (no payload at all)', pmd_raw,
-         [fr(OP_BINARY, b'', rsv=RSV1)], [('msg', OP_BINARY, b'')])
-    case('13.3.10', 'uncompressed and compressed messages mixed on one connection', pmd_raw,
+          canary()], [('fail', 1002)], None),
+        ('13.3.2', 'RSV1 on a ping -> 1002', [fr(OP_PING, 'p', rsv=RSV1), canary()],
+         [('fail', 1002)], None),
+        ('13.3.3', 'RSV1 on a close -> 1002', [fr(OP_CLOSE, close_payload(1000), rsv=RSV1)],
+         [('fail', 1002)], None),
+        ('13.3.4', 'invalid compressed data (reserved block type) -> 1007',
+         [fr(OP_BINARY, b'\x07\xff\xff\xff', rsv=RSV1), canary()], [('fail', 1007)], None),
+        ('13.3.5', 'invalid compressed data (stored block length mismatch) -> 1007',
+         [fr(OP_TEXT, b'\x00\x05\x00\x00\x00hello', rsv=RSV1), canary()], [('fail', 1007)],
+         None),
+        ('13.3.6', 'compressed text that inflates to invalid UTF-8 -> 1007',
+         [fr(OP_TEXT, bad_utf8, rsv=RSV1), canary()], [('fail', 1007)], None),
+        ('13.3.7', 'compressed message in frames, a ping between', split,
+         [('pong', b'mid'), ('msg', OP_TEXT, hello)], None),
+        ('13.3.7b', 'compressed message in frames, a ping between, byte by byte', split,
+         [('pong', b'mid'), ('msg', OP_TEXT, hello)], 1),
+        ('13.3.8', 'compressed empty message (single 0x00 byte)',
+         [fr(OP_TEXT, b'\x00', rsv=RSV1)], [('msg', OP_TEXT, b'')], None),
+        ('13.3.9', 'compressed empty message (no payload at all)',
+         [fr(OP_BINARY, b'', rsv=RSV1)], [('msg', OP_BINARY, b'')], None),
+        ('13.3.10', 'uncompressed and compressed messages mixed on one connection',
          [fr(OP_TEXT, hello), fr(OP_TEXT, comp, rsv=RSV1), fr(OP_BINARY, b'\x01\x02')],
-         [('msg', OP_TEXT, hello), ('msg', OP_TEXT, hello), ('msg', OP_BINARY, b'\x01\x02')])
-    case('13.3.11', 'final deflate block (BFINAL) is accepted', pmd_raw,
-         [fr(OP_TEXT, zlib_final(hello), rsv=RSV1)], [('msg', OP_TEXT, hello)])
+         [('msg', OP_TEXT, hello), ('msg', OP_TEXT, hello), ('msg', OP_BINARY, b'\x01\x02')],
+         None),
+        ('13.3.11', 'final deflate block (BFINAL) is accepted',
+         [fr(OP_TEXT, zlib_final(hello), rsv=RSV1)], [('msg', OP_TEXT, hello)], None),
+    ]
+    for cid, desc, send, expect, chop in rows:
+        case(cid, desc, run_script, send, expect, chop=chop, extensions=PMD_OFFER)
     case('13.4.1', 'decompression bomb: 100 MB of zeros (1 MiB server) -> 1009', pmd_bomb)
+    exact = text_payload(MIB, 3)
+    case('13.4.2', 'compressed message inflating to exactly max_message_size echoes',
+         run_script, [fr(OP_TEXT, deflate(exact), rsv=RSV1)], [('msg', OP_TEXT, exact)],
+         extensions=PMD_OFFER, server='small')
+    case('13.4.3', 'compressed message inflating to max_message_size + 1 -> 1009', run_script,
+         [fr(OP_TEXT, deflate(exact + b'!'), rsv=RSV1), canary()], [('fail', 1009)],
+         extensions=PMD_OFFER, server='small')
 
 
 def zlib_final(data):
@@ -1217,9 +1271,17 @@ def pmd_bomb(ctx):
     ctx.note('failed after %.0f ms' % ((time.monotonic() - start) * 1000))
 
 
-# ---------------------------------------------------------------------------------------------
-# Driver
-# ---------------------------------------------------------------------------------------------
+def no_leaks(ctx):
+    """Every connection of every case is gone once the lingering closes (2 s) have ended."""
+    for name, srv in ctx.servers.items():
+        deadline = time.monotonic() + 6
+        while (srv.gauge('wshub_sockets'), srv.gauge('wshub_connections')) != (0, 0):
+            check(time.monotonic() < deadline, 'server %s still has %d sockets, %d connections'
+                  % (name, srv.gauge('wshub_sockets'), srv.gauge('wshub_connections')))
+            time.sleep(0.2)
+
+
+# ---- Driver -------------------------------------------------------------------------------------
 
 class Context:
     """What a case can reach: the servers (started lazily) and a note for its result line."""
@@ -1231,9 +1293,8 @@ class Context:
 
     def server(self, name='main'):
         if name not in self.servers:
-            size = '64MiB' if name == 'main' else '1MiB'
             self.servers[name] = Server(self.args.wshubd, self.args.plugin_dir, self.workdir,
-                                        name, size)
+                                        name, SERVERS[name])
         return self.servers[name]
 
     def port(self, name='main'):
@@ -1259,13 +1320,15 @@ def main():
     ap.add_argument('--plugin-dir', default=os.environ.get('WSHUB_PLUGIN_DIR'))
     ap.add_argument('--only', action='append', default=[],
                     help='run only cases whose id starts with this (repeatable)')
-    ap.add_argument('--verbose', action='store_true', help='print the server log tail on FAIL')
     args = ap.parse_args()
+    # meson's timeout sends SIGTERM: unwind through the finally blocks that stop the servers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     for register in (register_handshake, register_framing, register_pings, register_rsv,
                      register_opcodes, register_fragmentation, register_utf8, register_close,
                      register_limits, register_deflate):
         register()
+    case('Z.1', 'no sockets or connections left open on any server', no_leaks)
     ids = [cid for cid, _, _ in CASES]
     assert len(ids) == len(set(ids)), 'duplicate case ids'
 
@@ -1290,9 +1353,9 @@ def main():
                     why = None
                 except CaseFailure as e:
                     why = str(e)
-                except (OSError, socket.timeout, RuntimeError, ValueError) as e:
+                except Exception as e:      # a socket error or a bug in the case: report it
                     why = '%s: %s' % (type(e).__name__, e)
-                dead = [n for n, s in ctx.servers.items() if not s.alive()]
+                dead = [n for n, s in ctx.servers.items() if s.proc.poll() is not None]
                 if dead and why is None:
                     why = 'server %s died' % ', '.join(dead)
                 note = ' (%s)' % ', '.join(ctx.notes) if ctx.notes else ''
@@ -1305,9 +1368,6 @@ def main():
                     failed += 1
                     failures.append(cid)
                     print('FAIL %s %s: %s' % (cid, desc, why), flush=True)
-                    if args.verbose:
-                        for s in ctx.servers.values():
-                            print('  | ' + s.log_tail(5).replace('\n', '\n  | '))
                 for name in dead:
                     print('  server %s died: %s' % (name, ctx.servers[name].log_tail()))
                     del ctx.servers[name]

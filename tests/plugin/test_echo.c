@@ -48,8 +48,7 @@ END_TEST
 
 START_TEST(test_echo_refuses_unknown_option)
 {
-    ck_assert_int_eq(fake_host__load(&wshub_plugin_entry, "path: /e\nbogus: 1\n"),
-                     WSHUB_ERR_INVAL);
+    ck_assert_int_eq(fake_host__load(&wshub_plugin_entry, "path: /e\nbogus: 1\n"), WSHUB_ERR_INVAL);
     /* The config module's message: where, which plugin, which option, and the valid ones. */
     ck_assert_ptr_nonnull(strstr(fake_host__last_error(), "<test>:2:1"));
     ck_assert_ptr_nonnull(strstr(fake_host__last_error(), "plugin echo"));
@@ -184,8 +183,7 @@ START_TEST(test_echo_failed_send_not_counted)
     ck_assert_int_eq(fake_host__deliver(c, "overflow"), WSHUB_OK);
     ck_assert(c->closed);
     ck_assert_uint_eq(c->n_out, FAKE_MAX_OUT);
-    ck_assert_double_eq(fake_host__metric("wshub_echo_messages_total", text_label),
-                        FAKE_MAX_OUT);
+    ck_assert_double_eq(fake_host__metric("wshub_echo_messages_total", text_label), FAKE_MAX_OUT);
 }
 END_TEST
 
@@ -194,8 +192,9 @@ START_TEST(test_echo_not_on_json_path)
 {
     fake_conn_t *c = fake_host__conn_new(NULL, NULL, NULL);
     ck_assert_int_eq(fake_host__deliver(c, "{\"type\":\"hello\",\"id\":3}"), WSHUB_ERR_NOTFOUND);
-    ck_assert_str_eq(fake_host__last_out(c), "{\"type\":\"error\",\"id\":3,\"code\":\"unknown_type\","
-                                             "\"message\":\"unknown message type \\\"hello\\\"\"}");
+    ck_assert_str_eq(fake_host__last_out(c),
+                     "{\"type\":\"error\",\"id\":3,\"code\":\"unknown_type\","
+                     "\"message\":\"unknown message type \\\"hello\\\"\"}");
     ck_assert_double_eq(fake_host__metric("wshub_echo_messages_total", text_label), 0);
 }
 END_TEST

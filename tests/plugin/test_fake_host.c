@@ -22,11 +22,11 @@
 
 static const wshub_host_api_t *H;
 static wshub_plugin_t *P;
-static const wshub_cfg_t *C;    /* the config node init received */
-static int (*probe_setup)(void);   /* runs inside init */
-static int probe_stop_rc;          /* what stop() returns */
+static const wshub_cfg_t *C;     /* the config node init received */
+static int (*probe_setup)(void); /* runs inside init */
+static int probe_stop_rc;        /* what stop() returns */
 static int probe_fini_calls;
-static char probe_trace[256];      /* hook/handler call order */
+static char probe_trace[256]; /* hook/handler call order */
 
 static void trace(const char *s)
 {
@@ -65,16 +65,30 @@ static void probe_fini(wshub_plugin_t *self, void *state)
     probe_fini_calls++;
 }
 
-#define PROBE_HDR {WSHUB_PLUGIN_MAGIC, WSHUB_SDK_ABI_MAJOR, WSHUB_SDK_ABI_MINOR,                  \
-                   (uint32_t)sizeof(wshub_plugin_desc_t), 0}
+#define PROBE_HDR                                                                                  \
+    {                                                                                              \
+        WSHUB_PLUGIN_MAGIC, WSHUB_SDK_ABI_MAJOR, WSHUB_SDK_ABI_MINOR,                              \
+            (uint32_t)sizeof(wshub_plugin_desc_t), 0                                               \
+    }
+
+static const char *const probe_provides[] = {"svc", NULL};
 
 static const wshub_plugin_desc_t probe = {
-    .hdr = PROBE_HDR, .name = "probe", .options = probe_options,
-    .conn_state_size = 16, .init = probe_init, .stop = probe_stop, .fini = probe_fini,
+    .hdr = PROBE_HDR,
+    .name = "probe",
+    .options = probe_options,
+    .provides = probe_provides,
+    .conn_state_size = 16,
+    .init = probe_init,
+    .stop = probe_stop,
+    .fini = probe_fini,
 };
 static const wshub_plugin_desc_t probe_system = {
-    .hdr = PROBE_HDR, .name = "probe_sys", .flags = WSHUB_PLUGIN_SYSTEM_SCOPE,
-    .init = probe_init, .fini = probe_fini,
+    .hdr = PROBE_HDR,
+    .name = "probe_sys",
+    .flags = WSHUB_PLUGIN_SYSTEM_SCOPE,
+    .init = probe_init,
+    .fini = probe_fini,
 };
 
 static void reset(void)
@@ -136,15 +150,19 @@ static const struct {
     {{.hdr = {0x12345678u, 1, 0, sizeof(wshub_plugin_desc_t), 0}, .name = "m", .init = never_init},
      "ERR plugin ?: <fake>: bad magic 0x12345678 (not a wshub plugin)"},
     {{.hdr = {WSHUB_PLUGIN_MAGIC, WSHUB_SDK_ABI_MAJOR + 1, 0, sizeof(wshub_plugin_desc_t), 0},
-      .name = "m", .init = never_init},
+      .name = "m",
+      .init = never_init},
      "built for SDK ABI 2.0, this server has 1.0"},
     {{.hdr = {WSHUB_PLUGIN_MAGIC, WSHUB_SDK_ABI_MAJOR, WSHUB_SDK_ABI_MINOR + 1,
               sizeof(wshub_plugin_desc_t), 0},
-      .name = "m", .init = never_init},
+      .name = "m",
+      .init = never_init},
      "built for SDK ABI 1.1, this server has 1.0"},
     {{.hdr = PROBE_HDR, .name = "no_init"}, "ERR plugin no_init: descriptor has no init function"},
-    {{.hdr = PROBE_HDR, .name = "Bad-Name", .init = never_init}, "name must match [a-z0-9_]+"},
-    {{.hdr = {WSHUB_PLUGIN_MAGIC, 1, 0, 16, 0}, .name = "m", .init = never_init}, "too small"},
+    {{.hdr = PROBE_HDR, .name = "Bad-Name", .init = never_init},
+     "is plugin 'Bad-Name': a name must match [a-z0-9_]{1,63}"},
+    {{.hdr = {WSHUB_PLUGIN_MAGIC, 1, 0, 16, 0}, .name = "m", .init = never_init},
+     "descriptor size 16 is smaller than ABI 1.0's 120"},
 };
 
 START_TEST(test_fake_refuses_bad_descriptors)
@@ -167,8 +185,11 @@ START_TEST(test_fake_init_failure_cleans_up)
     probe_setup = setup_fails;
     ck_assert_int_eq(fake_host__load(&probe, NULL), WSHUB_ERR_LIMIT);
     ck_assert_str_eq(fake_host__last_error(), "boom: 42");
-    ck_assert(fake_host__log_contains("ERR plugin probe: init failed: boom: 42 (limit reached)"));
-    ck_assert_int_eq(probe_fini_calls, 1); /* state was set: fini runs */
+    ck_assert(fake_host__log_contains("ERR plugin probe: init failed: boom: 42"));
+    /* As in the real loader: a failed init is not followed by fini, even with a state set. */
+    ck_assert_int_eq(probe_fini_calls, 0);
+    fake_host__unload();
+    ck_assert_int_eq(probe_fini_calls, 0);
 }
 END_TEST
 
@@ -232,8 +253,13 @@ static int dummy_msg(wshub_conn_t *c, const wshub_msg_t *m, void *ud)
     return WSHUB_OK;
 }
 
-static const wshub_metric_def_t counter_def = {WSHUB_METRIC_COUNTER, "probe_total", "help",
-                                               NULL, 0, NULL, 0};
+static int setup_routes_raw_only(void)
+{
+    return H->path_add(P, "/raw", dummy_msg, NULL);
+}
+
+static const wshub_metric_def_t counter_def = {
+    WSHUB_METRIC_COUNTER, "probe_total", "help", NULL, 0, NULL, 0};
 static const int svc_vtable = 1;
 
 static int setup_register_rules(void)
@@ -254,6 +280,7 @@ static int setup_register_rules(void)
     ck_assert_int_eq(H->hook_add(P, (wshub_event_t)7, 0, dummy_hook, NULL), WSHUB_ERR_INVAL);
     ck_assert_int_eq(H->service_put(P, "svc", 2, &svc_vtable), WSHUB_OK);
     ck_assert_int_eq(H->service_put(P, "svc", 3, &svc_vtable), WSHUB_ERR_EXISTS);
+    ck_assert_int_eq(H->service_put(P, "undeclared", 1, &svc_vtable), WSHUB_ERR_INVAL);
     ck_assert_ptr_nonnull(H->metric_new(P, &counter_def));
     ck_assert_ptr_null(H->metric_new(P, &counter_def)); /* duplicate name */
     return WSHUB_OK;
@@ -269,6 +296,8 @@ START_TEST(test_fake_registration_rules)
     ck_assert_ptr_eq(H->service_get(P, "svc", 1), &svc_vtable);
     ck_assert_ptr_null(H->service_get(P, "svc", 3));
     ck_assert_ptr_null(H->service_get(P, "other", 0));
+    ck_assert(fake_host__log_contains("ERR plugin probe: service_put('undeclared') but the "
+                                      "descriptor's provides does not list it"));
 }
 END_TEST
 
@@ -283,6 +312,9 @@ START_TEST(test_fake_registration_only_in_init)
     ck_assert_int_eq(fake_host__start(), WSHUB_OK);
     ck_assert_int_eq(H->hook_add(P, WSHUB_EV_TICK, 0, dummy_hook, NULL), WSHUB_ERR_STATE);
     ck_assert(!fake_host__has_route("late"));
+    ck_assert(fake_host__log_contains("ERR plugin probe: hook_add called outside init "
+                                      "(WSHUB_ERR_STATE)"));
+    ck_assert(fake_host__log_contains("ERR plugin probe: metric_new called outside init"));
 }
 END_TEST
 
@@ -330,9 +362,9 @@ static int auth_hook(wshub_event_t ev, void *data, void *ud)
         return WSHUB_DEFER;
     if (what[0] == 'o') {
         const char *roles[] = {"admin", "member"};
-        ck_assert_int_eq(H->conn_set_identity(a->conn, "acme", "alice", roles, 2,
-                                              "{\"plan\":\"pro\"}"),
-                         WSHUB_OK);
+        ck_assert_int_eq(
+            H->conn_set_identity(a->conn, "acme", "alice", roles, 2, "{\"plan\":\"pro\"}"),
+            WSHUB_OK);
         return WSHUB_OK;
     }
     a->status = 401;
@@ -412,6 +444,8 @@ static int identity_hook(wshub_event_t ev, void *data, void *ud)
     ck_assert_int_eq(H->conn_set_identity(a->conn, "t", "u", NULL, 0, "{bad"), WSHUB_ERR_INVAL);
     ck_assert_int_eq(H->conn_set_identity(a->conn, "t", "u", many, 65, NULL), WSHUB_ERR_INVAL);
     ck_assert_int_eq(H->conn_set_identity(a->conn, "t", "u", NULL, 1, NULL), WSHUB_ERR_INVAL);
+    ck_assert_int_eq(H->conn_set_identity(a->conn, "t", "u\n", NULL, 0, NULL), WSHUB_ERR_INVAL);
+    ck_assert_int_eq(H->conn_set_subprotocol(a->conn, "x y"), WSHUB_ERR_INVAL);
     ck_assert_int_eq(H->conn_set_subprotocol(a->conn, "wshub.v2"), WSHUB_ERR_INVAL);
     ck_assert_int_eq(H->conn_set_subprotocol(a->conn, "wshub.v1"), WSHUB_OK);
     ck_assert_int_eq(H->conn_set_identity(a->conn, "t", NULL, NULL, 0, NULL), WSHUB_OK);
@@ -435,6 +469,53 @@ START_TEST(test_fake_identity_validation)
     ck_assert_str_eq(c->user, "");
     ck_assert_str_eq(H->conn_subprotocol(fake_host__handle(c)), "wshub.v1");
     ck_assert_int_eq(H->conn_set_subprotocol(fake_host__handle(c), "x"), WSHUB_ERR_STATE);
+}
+END_TEST
+
+static int deny_bad_status(wshub_event_t ev, void *data, void *ud)
+{
+    wshub_ev_auth_t *a = data;
+
+    (void)ev, (void)ud;
+    a->status = 200; /* not an error status: the core answers 403 */
+    return WSHUB_ERR_DENIED;
+}
+
+static int setup_deny_bad_status(void)
+{
+    return H->hook_add(P, WSHUB_EV_AUTH, 0, deny_bad_status, NULL);
+}
+
+START_TEST(test_fake_auth_denial_status_clamped)
+{
+    fake_conn_t *c;
+    int status = 0;
+    const char *reason = NULL;
+
+    load_probe(&probe, setup_deny_bad_status);
+    c = fake_host__conn_new(NULL, NULL, NULL);
+    ck_assert_int_eq(fake_host__fire_auth(c, NULL, NULL, NULL, 0, &status, &reason),
+                     WSHUB_ERR_DENIED);
+    ck_assert_int_eq(status, 403);
+    ck_assert_ptr_nonnull(reason);
+    ck_assert_str_ne(reason, "");
+}
+END_TEST
+
+/* With no hook choosing, the JSON path answers the first wshub.* protocol the client offered. */
+START_TEST(test_fake_auth_default_subprotocol)
+{
+    static const wshub_header_t offer[] = {{"sec-websocket-protocol", "chat, wshub.v1.batch, "
+                                                                      "wshub.v1"}};
+    fake_conn_t *c, *r;
+
+    load_probe(&probe, setup_routes_raw_only);
+    c = fake_host__conn_new(NULL, NULL, NULL);
+    ck_assert_int_eq(fake_host__fire_auth(c, NULL, NULL, offer, 1, NULL, NULL), WSHUB_OK);
+    ck_assert_str_eq(c->subprotocol, "wshub.v1.batch");
+    r = fake_host__conn_new(NULL, NULL, "/raw");
+    ck_assert_int_eq(fake_host__fire_auth(r, NULL, NULL, offer, 1, NULL, NULL), WSHUB_OK);
+    ck_assert_str_eq(r->subprotocol, ""); /* raw paths: only a plugin chooses */
 }
 END_TEST
 
@@ -636,7 +717,6 @@ START_TEST(test_fake_tenant_scope)
     ck_assert_ptr_eq(H->conn_lookup(P, "a", a1->id), fake_host__handle(a1));
     ck_assert_ptr_null(H->conn_lookup(P, "b", a1->id));  /* another tenant: never returned */
     ck_assert_ptr_null(H->conn_lookup(P, NULL, a1->id)); /* NULL tenant: system scope only */
-    ck_assert(fake_host__log_contains("needs WSHUB_PLUGIN_SYSTEM_SCOPE"));
     ck_assert_ptr_null(H->conn_lookup(P, "a", 999999));
     ck_assert_int_eq(H->conn_each(P, "a", count_cb, &n), WSHUB_OK);
     ck_assert_int_eq(n, 2);
@@ -662,6 +742,7 @@ START_TEST(test_fake_system_scope)
     int n = 0;
 
     load_probe(&probe_system, NULL);
+    ck_assert(fake_host__log_contains("NOTICE plugin probe_sys: declares system scope"));
     a1 = fake_host__conn_new("a", "u", NULL);
     b1 = fake_host__conn_new("b", "u", NULL);
     ck_assert_ptr_eq(H->conn_lookup(P, NULL, b1->id), fake_host__handle(b1));
@@ -954,7 +1035,8 @@ static int setup_welcome(void)
 START_TEST(test_fake_welcome_and_state)
 {
     fake_conn_t *c, *r;
-    wshub_ev_welcome_t stray = {NULL, NULL};
+    int not_a_welcome = 0;
+    wshub_ev_welcome_t stray = {NULL, &not_a_welcome};
     char expect[512];
 
     load_probe(&probe, setup_welcome);
@@ -1003,7 +1085,10 @@ START_TEST(test_fake_conn_getters)
     fake_host__deliver(c, "x");
     ck_assert_uint_eq(H->conn_last_seen_ms(h), fake_host__now());
     ck_assert_ptr_nonnull(H->loop_native(P));
-    ck_assert_str_eq(H->strerror(WSHUB_ERR_STATE), "not allowed in this state");
+    ck_assert_str_eq(H->strerror(WSHUB_ERR_STATE), "WSHUB_ERR_STATE (not allowed now)");
+    /* A close code a server may not send becomes 1008. */
+    H->conn_close(h, 1005, "x");
+    ck_assert_uint_eq(c->close_code, 1008);
     /* Ids are never reused. */
     ck_assert_uint_gt(fake_host__conn_new(NULL, NULL, NULL)->id, c->id);
 }
@@ -1062,6 +1147,8 @@ Suite *fake_host_suite(void)
     tcase_add_loop_test(tc, test_fake_auth_chain, 0,
                         (int)(sizeof(auth_cases) / sizeof(auth_cases[0])));
     tcase_add_test(tc, test_fake_identity_validation);
+    tcase_add_test(tc, test_fake_auth_denial_status_clamped);
+    tcase_add_test(tc, test_fake_auth_default_subprotocol);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("messages");

@@ -10,8 +10,8 @@
 
 static const char *const consumer_requires[] = {GREETER_SERVICE, NULL};
 
-static int consumer_init(wshub_plugin_t *self, const wshub_host_api_t *host,
-                         const wshub_cfg_t *cfg, void **state)
+static int consumer_init(wshub_plugin_t *self, const wshub_host_api_t *host, const wshub_cfg_t *cfg,
+                         void **state)
 {
     const greeter_v1_t *g = host->service_get(self, GREETER_SERVICE, 1);
 

@@ -21,21 +21,32 @@ static int counter_hook(wshub_event_t ev, void *data, void *ud)
 
     (void)data;
     switch (ev) {
-    case WSHUB_EV_CONN_OPEN: label[0] = "open"; break;
-    case WSHUB_EV_CONN_CLOSE: label[0] = "close"; break;
-    case WSHUB_EV_MESSAGE_IN: label[0] = "message"; break;
-    default: return WSHUB_DEFER;
+    case WSHUB_EV_CONN_OPEN:
+        label[0] = "open";
+        break;
+    case WSHUB_EV_CONN_CLOSE:
+        label[0] = "close";
+        break;
+    case WSHUB_EV_MESSAGE_IN:
+        label[0] = "message";
+        break;
+    default:
+        return WSHUB_DEFER;
     }
     c->host->metric_add(c->events, label, 1);
     return ev == WSHUB_EV_MESSAGE_IN ? WSHUB_DEFER : WSHUB_OK;
 }
 
-static int counter_init(wshub_plugin_t *self, const wshub_host_api_t *host,
-                        const wshub_cfg_t *cfg, void **state)
+static int counter_init(wshub_plugin_t *self, const wshub_host_api_t *host, const wshub_cfg_t *cfg,
+                        void **state)
 {
-    static const wshub_metric_def_t def = {WSHUB_METRIC_COUNTER, "wshub_test_events_total",
+    static const wshub_metric_def_t def = {WSHUB_METRIC_COUNTER,
+                                           "wshub_test_events_total",
                                            "Connection events seen by the counter fixture.",
-                                           counter_label_names, 1, NULL, 0};
+                                           counter_label_names,
+                                           1,
+                                           NULL,
+                                           0};
     static const wshub_event_t events[] = {WSHUB_EV_CONN_OPEN, WSHUB_EV_CONN_CLOSE,
                                            WSHUB_EV_MESSAGE_IN};
     counter_t *c = calloc(1, sizeof(*c));

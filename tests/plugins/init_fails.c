@@ -1,8 +1,8 @@
 /*
  * Loader fixture: init registers a hook, then fails with set_error. Expected:
- * "plugin NAME: init failed: boom: 42 (...)", the hook removed again, and fini called because
- * init had set a state: fini logs "fini after failed init" at NOTICE, so the loader's cleanup
- * path is visible in the log.
+ * "plugin init_fails: init failed: boom: 42", the hook removed again, and fini NOT called (the
+ * loader does not call fini after a failed init): the NOTICE "fini after failed init" this
+ * fixture's fini would log must not appear.
  */
 #include <wshub/sdk.h>
 

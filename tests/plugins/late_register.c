@@ -35,8 +35,8 @@ static int late_init(wshub_plugin_t *self, const wshub_host_api_t *host, const w
 
 static int late_start(wshub_plugin_t *self, void *state)
 {
-    static const wshub_metric_def_t def = {WSHUB_METRIC_COUNTER, "late_register_total", "never",
-                                           NULL, 0, NULL, 0};
+    static const wshub_metric_def_t def = {
+        WSHUB_METRIC_COUNTER, "late_register_total", "never", NULL, 0, NULL, 0};
     int rc = g_host->hook_add(g_self, WSHUB_EV_TICK, 0, late_hook, NULL);
 
     (void)state;

@@ -13,9 +13,10 @@ static const char *provider_greet(const char *who)
 }
 
 static const greeter_v1_t provider_vtable = {provider_greet};
+static const char *const provider_provides[] = {GREETER_SERVICE, NULL};
 
-static int provider_init(wshub_plugin_t *self, const wshub_host_api_t *host,
-                         const wshub_cfg_t *cfg, void **state)
+static int provider_init(wshub_plugin_t *self, const wshub_host_api_t *host, const wshub_cfg_t *cfg,
+                         void **state)
 {
     int rc;
 
@@ -29,4 +30,5 @@ static int provider_init(wshub_plugin_t *self, const wshub_host_api_t *host,
     return WSHUB_OK;
 }
 
-WSHUB_PLUGIN(.name = "provider", .version = "1.0", .init = provider_init);
+WSHUB_PLUGIN(.name = "provider", .version = "1.0", .provides = provider_provides,
+             .init = provider_init);

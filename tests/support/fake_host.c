@@ -24,6 +24,7 @@
  */
 #include "fake_host.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
@@ -40,25 +41,29 @@
 #include "config.h"
 #include "mem.h"
 #include "strbuf.h"
+#include "ws_handshake.h"
+#include "ws_frame.h"
 
-#define FAKE_JSON_PATH "/ws"       /* server.path default: the JSON protocol path */
-#define FAKE_HEARTBEAT_MS 25000u   /* server.heartbeat_interval default, shown in the welcome */
-#define FAKE_EPOCH_MS 1700000000000ull
-#define FAKE_MAX_TYPE_LEN 64       /* core/router.c MAX_TYPE_LEN */
-#define FAKE_MAX_ID_LEN 128        /* core/router.c MAX_ID_LEN */
-#define FAKE_MAX_PATH_LEN 255
-#define FAKE_MAX_ROLES_API 64      /* the SDK's limit for conn_set_identity */
-#define FAKE_MAX_LABELS 8
-#define FAKE_N_EVENTS 7            /* highest wshub_event_t + 1 */
-#define FAKE_STOP_BUDGET_MS 10000u /* server.shutdown_timeout default */
+#define FAKE_JSON_PATH        "/ws"  /* server.path default: the JSON protocol path */
+#define FAKE_HEARTBEAT_MS     25000u /* server.heartbeat_interval default, shown in the welcome */
+#define FAKE_EPOCH_MS         1700000000000ull
+#define FAKE_MAX_TYPE_LEN     64  /* core/router.c MAX_TYPE_LEN */
+#define FAKE_MAX_ID_LEN       128 /* core/router.c MAX_ID_LEN */
+#define FAKE_MAX_PATH_LEN     255
+#define FAKE_MAX_ROLES_API    64  /* the SDK's limit for conn_set_identity */
+#define FAKE_MAX_IDENT_LEN    256 /* core/plugin_host.c MAX_IDENT_LEN */
+#define FAKE_MAX_METADATA_LEN 16384
+#define FAKE_MAX_LABELS       8
+#define FAKE_N_EVENTS         7      /* highest wshub_event_t + 1 */
+#define FAKE_STOP_BUDGET_MS   10000u /* server.shutdown_timeout default */
 
 enum fake_phase {
-    PH_NONE = 0,  /* nothing loaded */
-    PH_INIT,      /* inside init(): registration allowed */
-    PH_READY,     /* init succeeded */
-    PH_STARTED,   /* start() succeeded */
-    PH_STOPPING,  /* inside stop() or waiting for stopped() */
-    PH_FINI,      /* fini() called or being called: posts refused */
+    PH_NONE = 0, /* nothing loaded */
+    PH_INIT,     /* inside init(): registration allowed */
+    PH_READY,    /* init succeeded */
+    PH_STARTED,  /* start() succeeded */
+    PH_STOPPING, /* inside stop() or waiting for stopped() */
+    PH_FINI,     /* fini() called or being called: posts refused */
 };
 
 struct wshub_plugin {
@@ -69,10 +74,10 @@ struct wshub_plugin {
 };
 
 struct wshub_conn {
-    fake_conn_t pub;                /* what the test sees */
-    bool dropped;                   /* CONN_CLOSE ran: the id no longer resolves */
+    fake_conn_t pub; /* what the test sees */
+    bool dropped;    /* CONN_CLOSE ran: the id no longer resolves */
     uint64_t last_seen_ms;
-    const wshub_header_t *headers;  /* during the AUTH chain only (subprotocol offers) */
+    const wshub_header_t *headers; /* during the AUTH chain only (subprotocol offers) */
     size_t n_headers;
 };
 
@@ -103,7 +108,7 @@ struct wshub_timer {
 
 typedef struct series {
     char **labels;
-    double value; /* counter/gauge value */
+    double value;   /* counter/gauge value */
     uint64_t count; /* histogram observations */
     double sum;
 } series_t;
@@ -144,7 +149,6 @@ typedef struct post_item {
 static struct {
     struct wshub_plugin plugin;
     struct wshub_cfg *cfg;
-    bool loaded; /* init succeeded and unload has not run */
     uint64_t now_ms;
     uint64_t next_conn_id;
     uint64_t timer_seq;
@@ -196,11 +200,16 @@ static struct wshub_conn *conn_of(fake_conn_t *c)
 static const char *level_name(int level)
 {
     switch (level) {
-    case WSHUB_LOG_ERR: return "ERR";
-    case WSHUB_LOG_WARN: return "WARN";
-    case WSHUB_LOG_NOTICE: return "NOTICE";
-    case WSHUB_LOG_INFO: return "INFO";
-    default: return level < WSHUB_LOG_ERR ? "ERR" : "DEBUG";
+    case WSHUB_LOG_ERR:
+        return "ERR";
+    case WSHUB_LOG_WARN:
+        return "WARN";
+    case WSHUB_LOG_NOTICE:
+        return "NOTICE";
+    case WSHUB_LOG_INFO:
+        return "INFO";
+    default:
+        return level < WSHUB_LOG_ERR ? "ERR" : "DEBUG";
     }
 }
 
@@ -268,12 +277,27 @@ static bool has_system_scope(void)
     return (F.plugin.desc.flags & WSHUB_PLUGIN_SYSTEM_SCOPE) != 0;
 }
 
-/* Registration is allowed only inside init(); everything else answers WSHUB_ERR_STATE. */
-static int registration_check(const wshub_plugin_t *self)
+/*
+ * Registration is allowed only inside init(); anything else is WSHUB_ERR_STATE, logged at ERR
+ * with the real host's text ("plugin NAME: hook_add called outside init (WSHUB_ERR_STATE)").
+ */
+static int registration_check(const wshub_plugin_t *self, const char *what)
 {
     if (self != &F.plugin)
         return WSHUB_ERR_INVAL;
-    return F.plugin.phase == PH_INIT ? WSHUB_OK : WSHUB_ERR_STATE;
+    if (F.plugin.phase == PH_INIT)
+        return WSHUB_OK;
+    fake_log(WSHUB_LOG_ERR, "plugin %s: %s called outside init (WSHUB_ERR_STATE)",
+             F.plugin.desc.name ? F.plugin.desc.name : "?", what);
+    return WSHUB_ERR_STATE;
+}
+
+static bool listed(const char *const *list, const char *name)
+{
+    for (size_t i = 0; list && list[i]; i++)
+        if (strcmp(list[i], name) == 0)
+            return true;
+    return false;
 }
 
 /* A live connection: known, not dropped, not closing. */
@@ -334,9 +358,11 @@ static int outbox_push(struct wshub_conn *c, const void *data, size_t len, bool 
     if (!c || !conn_live(c))
         return WSHUB_ERR_STATE;
     if (c->pub.n_out >= FAKE_MAX_OUT) {
-        fake_log(WSHUB_LOG_WARN, "fake_host: conn %" PRIu64 ": outbox full (%d messages): "
-                 "closed as a slow consumer", c->pub.id, FAKE_MAX_OUT);
-        h_conn_close(c, 1008, "send queue overflow");
+        fake_log(WSHUB_LOG_WARN,
+                 "fake_host: conn %" PRIu64 ": outbox full (%d messages): "
+                 "closed as a slow consumer",
+                 c->pub.id, FAKE_MAX_OUT);
+        h_conn_close(c, 1008, "slow consumer");
         return WSHUB_ERR_LIMIT;
     }
     copy = mem__alloc(len + 1);
@@ -388,22 +414,36 @@ static void h_set_error(wshub_plugin_t *self, const char *fmt, ...)
     free(msg);
 }
 
+/* The texts of core/plugin_host.c: the code's name, then what it means. */
 static const char *h_strerror(int rc)
 {
     switch (rc) {
-    case WSHUB_OK: return "success";
-    case WSHUB_DEFER: return "deferred";
-    case WSHUB_PENDING: return "pending";
-    case WSHUB_ERR: return "generic failure";
-    case WSHUB_ERR_NOMEM: return "out of memory";
-    case WSHUB_ERR_INVAL: return "invalid argument";
-    case WSHUB_ERR_NOTFOUND: return "not found";
-    case WSHUB_ERR_EXISTS: return "already exists";
-    case WSHUB_ERR_DENIED: return "denied";
-    case WSHUB_ERR_STATE: return "not allowed in this state";
-    case WSHUB_ERR_IO: return "I/O error";
-    case WSHUB_ERR_LIMIT: return "limit reached";
-    default: return "unknown error";
+    case WSHUB_OK:
+        return "WSHUB_OK";
+    case WSHUB_DEFER:
+        return "WSHUB_DEFER";
+    case WSHUB_PENDING:
+        return "WSHUB_PENDING";
+    case WSHUB_ERR:
+        return "WSHUB_ERR (failure)";
+    case WSHUB_ERR_NOMEM:
+        return "WSHUB_ERR_NOMEM (out of memory)";
+    case WSHUB_ERR_INVAL:
+        return "WSHUB_ERR_INVAL (invalid argument)";
+    case WSHUB_ERR_NOTFOUND:
+        return "WSHUB_ERR_NOTFOUND (not found)";
+    case WSHUB_ERR_EXISTS:
+        return "WSHUB_ERR_EXISTS (already exists)";
+    case WSHUB_ERR_DENIED:
+        return "WSHUB_ERR_DENIED (denied)";
+    case WSHUB_ERR_STATE:
+        return "WSHUB_ERR_STATE (not allowed now)";
+    case WSHUB_ERR_IO:
+        return "WSHUB_ERR_IO (I/O error)";
+    case WSHUB_ERR_LIMIT:
+        return "WSHUB_ERR_LIMIT (limit reached)";
+    default:
+        return "unknown error";
     }
 }
 
@@ -411,12 +451,18 @@ static const char *h_strerror(int rc)
 static const char *rc_code(int rc)
 {
     switch (rc) {
-    case WSHUB_ERR_DENIED: return "forbidden";
-    case WSHUB_ERR_INVAL: return "invalid";
-    case WSHUB_ERR_NOTFOUND: return "not_found";
-    case WSHUB_ERR_EXISTS: return "exists";
-    case WSHUB_ERR_LIMIT: return "rate_limited";
-    default: return "internal";
+    case WSHUB_ERR_DENIED:
+        return "forbidden";
+    case WSHUB_ERR_INVAL:
+        return "invalid";
+    case WSHUB_ERR_NOTFOUND:
+        return "not_found";
+    case WSHUB_ERR_EXISTS:
+        return "exists";
+    case WSHUB_ERR_LIMIT:
+        return "rate_limited";
+    default:
+        return "internal";
     }
 }
 
@@ -424,10 +470,9 @@ static const char *rc_code(int rc)
 /* Slots: registration                                                                         */
 /* ------------------------------------------------------------------------------------------ */
 
-static int h_hook_add(wshub_plugin_t *self, wshub_event_t ev, int prio, wshub_hook_cb cb,
-                      void *ud)
+static int h_hook_add(wshub_plugin_t *self, wshub_event_t ev, int prio, wshub_hook_cb cb, void *ud)
 {
-    int rc = registration_check(self);
+    int rc = registration_check(self, "hook_add");
     size_t i;
 
     if (rc != WSHUB_OK)
@@ -474,7 +519,7 @@ static bool valid_type(const char *type)
 static int h_route_add(wshub_plugin_t *self, const char *type, wshub_msg_cb cb, void *ud)
 {
     static const char *const core_types[] = {"ping", "welcome", "ack", "error", "pong", NULL};
-    int rc = registration_check(self);
+    int rc = registration_check(self, "route_add");
 
     if (rc != WSHUB_OK)
         return rc;
@@ -491,7 +536,7 @@ static int h_route_add(wshub_plugin_t *self, const char *type, wshub_msg_cb cb, 
 
 static int h_path_add(wshub_plugin_t *self, const char *path, wshub_msg_cb cb, void *ud)
 {
-    int rc = registration_check(self);
+    int rc = registration_check(self, "path_add");
 
     if (rc != WSHUB_OK)
         return rc;
@@ -514,12 +559,20 @@ static const service_t *service_find(const char *name)
 static int h_service_put(wshub_plugin_t *self, const char *name, uint32_t version,
                          const void *vtable)
 {
-    int rc = registration_check(self);
+    int rc = registration_check(self, "service_put");
 
     if (rc != WSHUB_OK)
         return rc;
     if (!name || !*name || !vtable)
         return WSHUB_ERR_INVAL;
+    /* Only services the descriptor declares: the loader orders plugins by provides/requires. */
+    if (!listed(F.plugin.desc.provides, name)) {
+        fake_log(WSHUB_LOG_ERR,
+                 "plugin %s: service_put('%s') but the descriptor's provides does "
+                 "not list it",
+                 F.plugin.desc.name, name);
+        return WSHUB_ERR_INVAL;
+    }
     if (service_find(name))
         return WSHUB_ERR_EXISTS;
     F.services = mem__realloc(F.services, (F.n_services + 1) * sizeof(service_t));
@@ -531,7 +584,8 @@ static const void *h_service_get(wshub_plugin_t *self, const char *name, uint32_
 {
     const service_t *s;
 
-    if (!is_self(self) || !name)
+    (void)self;
+    if (!name)
         return NULL;
     s = service_find(name);
     return s && s->version >= min_version ? s->vtable : NULL;
@@ -605,21 +659,17 @@ static uint64_t h_conn_id(const wshub_conn_t *c)
 }
 
 /*
- * The scope rule of the real host: a NULL tenant means "every tenant" and is refused (logged)
- * unless the plugin declared WSHUB_PLUGIN_SYSTEM_SCOPE.
+ * The scope rule of the real host: a NULL tenant means "every tenant" and is refused unless the
+ * plugin declared WSHUB_PLUGIN_SYSTEM_SCOPE (the loader logs that declaration once, at init).
  */
-static bool scope_ok(const char *tenant, const char *what)
+static bool scope_ok(const char *tenant)
 {
-    if (tenant || has_system_scope())
-        return true;
-    fake_log(WSHUB_LOG_WARN, "plugin %s: %s with a NULL tenant needs WSHUB_PLUGIN_SYSTEM_SCOPE",
-             F.plugin.desc.name ? F.plugin.desc.name : "?", what);
-    return false;
+    return tenant || has_system_scope();
 }
 
 static wshub_conn_t *h_conn_lookup(wshub_plugin_t *self, const char *tenant, uint64_t id)
 {
-    if (!is_self(self) || !scope_ok(tenant, "conn_lookup"))
+    if (!is_self(self) || !scope_ok(tenant))
         return NULL;
     for (size_t i = 0; i < F.n_conns; i++) {
         struct wshub_conn *c = F.conns[i];
@@ -634,11 +684,11 @@ static wshub_conn_t *h_conn_lookup(wshub_plugin_t *self, const char *tenant, uin
 
 /* Shared walk of conn_each and conn_each_user: live conns of tenant (NULL: all), of user. */
 static int each_conn(wshub_plugin_t *self, const char *tenant, const char *user,
-                     wshub_conn_iter_cb cb, void *ud, const char *what)
+                     wshub_conn_iter_cb cb, void *ud)
 {
     if (!is_self(self) || !cb)
         return WSHUB_ERR_INVAL;
-    if (!scope_ok(tenant, what))
+    if (!scope_ok(tenant))
         return WSHUB_ERR_DENIED;
     /* Index walk: the callback cannot add connections, and closing only marks them. */
     for (size_t i = 0; i < F.n_conns; i++) {
@@ -659,12 +709,12 @@ static int h_conn_each_user(wshub_plugin_t *self, const char *tenant, const char
 {
     if (!user)
         return WSHUB_ERR_INVAL;
-    return each_conn(self, tenant, user, cb, ud, "conn_each_user");
+    return each_conn(self, tenant, user, cb, ud);
 }
 
 static int h_conn_each(wshub_plugin_t *self, const char *tenant, wshub_conn_iter_cb cb, void *ud)
 {
-    return each_conn(self, tenant, NULL, cb, ud, "conn_each");
+    return each_conn(self, tenant, NULL, cb, ud);
 }
 
 static const char *h_conn_tenant(const wshub_conn_t *c)
@@ -727,6 +777,15 @@ static bool fits(const char *s, size_t cap, const char *what)
     return false;
 }
 
+/* Copies s into a fixed field after fits() accepted it (memcpy: no truncation is possible). */
+static void set_field(char *dst, size_t cap, const char *s)
+{
+    size_t n = strlen(s);
+
+    assert(n < cap);
+    memcpy(dst, s, n + 1);
+}
+
 static void free_roles(fake_conn_t *c)
 {
     for (size_t i = 0; i < c->n_roles; i++)
@@ -734,36 +793,52 @@ static void free_roles(fake_conn_t *c)
     c->n_roles = 0;
 }
 
+/* Tenant, user and role names as the real host accepts them: <= 256 bytes, no control bytes. */
+static bool valid_ident(const char *s, bool allow_empty)
+{
+    size_t n = s ? strlen(s) : 0;
+
+    if (!s || (!allow_empty && n == 0) || n > FAKE_MAX_IDENT_LEN)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return false;
+    return true;
+}
+
 /*
- * Identity is set once, during AUTH, and validated as the real host does: non-empty tenant,
- * metadata a JSON object, at most 64 roles. The fake holds at most 16 roles and 63-byte names;
- * beyond that it answers WSHUB_ERR_LIMIT and logs why, so a test never silently sees a cut value.
+ * Identity is set during AUTH (a later call in the same chain replaces an earlier one) and
+ * validated as the real host does: tenant non-empty, names without control bytes and at most
+ * 256 bytes, metadata a JSON object of at most 16 KiB, at most 64 roles. The fake holds at most
+ * 16 roles and 63-byte tenant/user names; beyond that it answers WSHUB_ERR_LIMIT and logs why, so
+ * a test never silently sees a cut value.
  */
 static int h_conn_set_identity(wshub_conn_t *c, const char *tenant, const char *user,
-                               const char *const *roles, size_t n_roles,
-                               const char *metadata_json)
+                               const char *const *roles, size_t n_roles, const char *metadata_json)
 {
     size_t max_roles = sizeof(c->pub.roles) / sizeof(c->pub.roles[0]);
     char *meta = NULL;
 
     if (!c || c->dropped || !c->pub.in_auth)
         return WSHUB_ERR_STATE;
-    if (!tenant || !*tenant || n_roles > FAKE_MAX_ROLES_API || (n_roles && !roles))
+    if (!user)
+        user = "";
+    if (!valid_ident(tenant, false) || !valid_ident(user, true) || n_roles > FAKE_MAX_ROLES_API ||
+        (n_roles && !roles))
         return WSHUB_ERR_INVAL;
     for (size_t i = 0; i < n_roles; i++)
-        if (!roles[i])
+        if (!valid_ident(roles[i], false))
             return WSHUB_ERR_INVAL;
     if (metadata_json) {
-        struct json_object *o = parse_json(metadata_json, strlen(metadata_json), true);
+        size_t n = strlen(metadata_json);
+        struct json_object *o =
+            n <= FAKE_MAX_METADATA_LEN ? parse_json(metadata_json, n, true) : NULL;
         bool ok = o && json_object_is_type(o, json_type_object);
         json_object_put(o);
         if (!ok)
             return WSHUB_ERR_INVAL;
     }
-    if (!user)
-        user = "";
-    if (!fits(tenant, sizeof(c->pub.tenant), "tenant") ||
-        !fits(user, sizeof(c->pub.user), "user"))
+    if (!fits(tenant, sizeof(c->pub.tenant), "tenant") || !fits(user, sizeof(c->pub.user), "user"))
         return WSHUB_ERR_LIMIT;
     if (n_roles > max_roles) {
         fake_log(WSHUB_LOG_ERR, "fake_host: more than %zu roles are not supported by the fake",
@@ -771,8 +846,8 @@ static int h_conn_set_identity(wshub_conn_t *c, const char *tenant, const char *
         return WSHUB_ERR_LIMIT;
     }
     meta = mem__strdup(metadata_json ? metadata_json : "{}");
-    snprintf(c->pub.tenant, sizeof(c->pub.tenant), "%s", tenant);
-    snprintf(c->pub.user, sizeof(c->pub.user), "%s", user);
+    set_field(c->pub.tenant, sizeof(c->pub.tenant), tenant);
+    set_field(c->pub.user, sizeof(c->pub.user), user);
     free_roles(&c->pub);
     for (size_t i = 0; i < n_roles; i++)
         c->pub.roles[i] = mem__strdup(roles[i]);
@@ -808,15 +883,20 @@ static bool subprotocol_offered(const struct wshub_conn *c, const char *protocol
     return false;
 }
 
+/*
+ * The real host checks the token's characters; the fake also holds the plugin to the SDK's rule
+ * that the value be one the client offered (answering another one fails the client's handshake).
+ */
 static int h_conn_set_subprotocol(wshub_conn_t *c, const char *protocol)
 {
     if (!c || c->dropped || !c->pub.in_auth)
         return WSHUB_ERR_STATE;
-    if (!protocol || !*protocol || !subprotocol_offered(c, protocol))
+    if (!protocol || !*protocol || strlen(protocol) > 128 || strpbrk(protocol, " ,;\r\n\t\"") ||
+        !subprotocol_offered(c, protocol))
         return WSHUB_ERR_INVAL;
     if (!fits(protocol, sizeof(c->pub.subprotocol), "subprotocol"))
         return WSHUB_ERR_LIMIT;
-    snprintf(c->pub.subprotocol, sizeof(c->pub.subprotocol), "%s", protocol);
+    set_field(c->pub.subprotocol, sizeof(c->pub.subprotocol), protocol);
     return WSHUB_OK;
 }
 
@@ -829,25 +909,30 @@ static void *h_conn_state(wshub_conn_t *c, wshub_plugin_t *self)
 
 static int h_conn_send(wshub_conn_t *c, wshub_buf_t *b)
 {
-    if (!b)
+    if (!c || !b)
         return WSHUB_ERR_INVAL;
     return outbox_push(c, b->data, b->len, b->is_binary);
 }
 
 static int h_conn_send_text(wshub_conn_t *c, const char *data, size_t len)
 {
-    if (!data && len)
+    if (!c || (!data && len))
         return WSHUB_ERR_INVAL;
     return outbox_push(c, data, len, false);
 }
 
-/* Deferred close: only marks the connection (the first close wins, like the real one). */
+/*
+ * Deferred close: only marks the connection (the first close wins, like the real one). A code a
+ * server may not send (RFC 6455 7.4) becomes 1008, as in the real host.
+ */
 static void h_conn_close(wshub_conn_t *c, uint16_t code, const char *reason)
 {
     size_t n;
 
     if (!c || c->dropped || c->pub.closed)
         return;
+    if (!ws_frame__close_code_valid(code))
+        code = 1008;
     c->pub.closed = true;
     c->pub.close_code = code;
     reason = reason ? reason : "";
@@ -928,16 +1013,14 @@ static int h_send_ack(wshub_conn_t *c, const char *id_json, const char *fields_j
     return outbox_push_strbuf(c, &b);
 }
 
-static int send_errorv(struct wshub_conn *c, const char *id_json, const char *code,
-                       const char *fmt, va_list ap) WSHUB_PRINTF(4, 0);
-static int send_errorv(struct wshub_conn *c, const char *id_json, const char *code,
-                       const char *fmt, va_list ap)
+static int send_errorv(struct wshub_conn *c, const char *id_json, const char *code, const char *fmt,
+                       va_list ap) WSHUB_PRINTF(4, 0);
+static int send_errorv(struct wshub_conn *c, const char *id_json, const char *code, const char *fmt,
+                       va_list ap)
 {
     strbuf_t b, msg;
 
     check_json_arg("send_error", "id_json", id_json, false);
-    if (!code)
-        code = "internal";
     strbuf__init(&b);
     strbuf__init(&msg);
     strbuf__vprintf(&msg, fmt ? fmt : "", ap);
@@ -955,10 +1038,10 @@ static int send_errorv(struct wshub_conn *c, const char *id_json, const char *co
     return outbox_push_strbuf(c, &b);
 }
 
-static int send_error(struct wshub_conn *c, const char *id_json, const char *code,
-                      const char *fmt, ...) WSHUB_PRINTF(4, 5);
-static int send_error(struct wshub_conn *c, const char *id_json, const char *code,
-                      const char *fmt, ...)
+static int send_error(struct wshub_conn *c, const char *id_json, const char *code, const char *fmt,
+                      ...) WSHUB_PRINTF(4, 5);
+static int send_error(struct wshub_conn *c, const char *id_json, const char *code, const char *fmt,
+                      ...)
 {
     va_list ap;
     int rc;
@@ -977,6 +1060,8 @@ static int h_send_error(wshub_conn_t *c, const char *id_json, const char *code, 
     va_list ap;
     int rc;
 
+    if (!c || !code)
+        return WSHUB_ERR_INVAL;
     va_start(ap, fmt);
     rc = send_errorv(c, id_json, code, fmt, ap);
     va_end(ap);
@@ -985,7 +1070,7 @@ static int h_send_error(wshub_conn_t *c, const char *id_json, const char *code, 
 
 static int h_welcome_add(wshub_ev_welcome_t *ev, const char *key, const char *json)
 {
-    if (!ev || !key || !json || !*json)
+    if (!ev || !ev->priv || !key || !json || !*json)
         return WSHUB_ERR_INVAL;
     if (!F.welcome || ev->priv != F.welcome)
         return WSHUB_ERR_STATE;
@@ -1079,7 +1164,7 @@ static wshub_group_t *h_group_new(wshub_plugin_t *self, const char *tenant)
 {
     struct wshub_group *g;
 
-    if (!is_self(self) || (tenant && !*tenant) || !scope_ok(tenant, "group_new"))
+    if (!is_self(self) || (tenant && !*tenant) || !scope_ok(tenant))
         return NULL;
     g = mem__calloc(1, sizeof(*g));
     g->tenant = tenant ? mem__strdup(tenant) : NULL;
@@ -1121,10 +1206,11 @@ static int h_group_add(wshub_group_t *g, wshub_conn_t *c)
 {
     if (!g || !c)
         return WSHUB_ERR_INVAL;
-    if (!conn_live(c))
-        return WSHUB_ERR_STATE;
+    /* The order of core/group.c: tenant first, then liveness, then membership. */
     if (g->tenant && strcmp(g->tenant, c->pub.tenant) != 0)
         return WSHUB_ERR_DENIED;
+    if (!conn_live(c))
+        return WSHUB_ERR_STATE;
     if (member_index(g, c) != SIZE_MAX)
         return WSHUB_ERR_EXISTS;
     if (g->n == g->cap) {
@@ -1196,13 +1282,13 @@ static void groups_leave_all(struct wshub_conn *c)
 /* Slots: timers and the loop                                                                  */
 /* ------------------------------------------------------------------------------------------ */
 
-static wshub_timer_t *h_timer_add(wshub_plugin_t *self, uint64_t ms, bool repeat,
-                                  wshub_timer_cb cb, void *ud)
+static wshub_timer_t *h_timer_add(wshub_plugin_t *self, uint64_t ms, bool repeat, wshub_timer_cb cb,
+                                  void *ud)
 {
     struct wshub_timer *t;
 
-    /* A repeating 0 ms timer would spin the loop forever: refused, like a NULL callback. */
-    if (!is_self(self) || !cb || (repeat && ms == 0) || ms > UINT64_MAX - F.now_ms)
+    /* As core/timer.c: a repeating 0 ms timer would spin the loop; more than a year is a bug. */
+    if (!is_self(self) || !cb || (repeat && ms == 0) || ms > 86400000ull * 365)
         return NULL;
     t = mem__calloc(1, sizeof(*t));
     t->due_ms = F.now_ms + ms;
@@ -1245,7 +1331,8 @@ static int h_post(wshub_plugin_t *self, void (*cb)(void *ud), void *ud)
     post_item_t *p;
     int rc = WSHUB_OK;
 
-    if (self != &F.plugin || !cb)
+    (void)self;
+    if (!cb)
         return WSHUB_ERR_INVAL;
     p = mem__alloc(sizeof(*p));
     *p = (post_item_t){cb, ud, NULL};
@@ -1277,7 +1364,7 @@ static void *h_loop_native(wshub_plugin_t *self)
 
 static void h_stopped(wshub_plugin_t *self)
 {
-    if (self == &F.plugin)
+    if (self == &F.plugin && F.plugin.phase == PH_STOPPING)
         F.plugin.stopped_called = true;
 }
 
@@ -1313,10 +1400,8 @@ static wshub_metric_t *h_metric_new(wshub_plugin_t *self, const wshub_metric_def
 {
     wshub_metric_t *m;
 
-    if (registration_check(self) != WSHUB_OK) {
-        fake_log(WSHUB_LOG_ERR, "fake_host: metric_new outside init refused");
+    if (registration_check(self, "metric_new") != WSHUB_OK)
         return NULL;
-    }
     if (!def || def->kind < WSHUB_METRIC_COUNTER || def->kind > WSHUB_METRIC_HISTOGRAM ||
         !metric_name_ok(def->name, true) || def->n_labels > FAKE_MAX_LABELS ||
         (def->n_labels && !def->label_names) || metric_find(def->name))
@@ -1342,8 +1427,10 @@ static wshub_metric_t *h_metric_new(wshub_plugin_t *self, const wshub_metric_def
     F.metrics[F.n_metrics++] = m;
     return m;
 refused:
-    fake_log(WSHUB_LOG_WARN, "fake_host: metric_new(%s) refused: invalid definition or duplicate "
-             "name", def && def->name ? def->name : "NULL");
+    fake_log(WSHUB_LOG_WARN,
+             "fake_host: metric_new(%s) refused: invalid definition or duplicate "
+             "name",
+             def && def->name ? def->name : "NULL");
     return NULL;
 }
 
@@ -1373,8 +1460,8 @@ static series_t *series_get(wshub_metric_t *m, const char *const *labels, bool c
 }
 
 /* A kind mismatch or a missing label array is ignored by the real registry; the fake logs it. */
-static bool metric_use_ok(const wshub_metric_t *m, const char *const *labels,
-                          wshub_metric_kind_t a, wshub_metric_kind_t b, const char *slot)
+static bool metric_use_ok(const wshub_metric_t *m, const char *const *labels, wshub_metric_kind_t a,
+                          wshub_metric_kind_t b, const char *slot)
 {
     if (!m)
         return false;
@@ -1396,8 +1483,7 @@ static void h_metric_add(wshub_metric_t *m, const char *const *labels, double v)
     if (!metric_use_ok(m, labels, WSHUB_METRIC_COUNTER, WSHUB_METRIC_GAUGE, "metric_add"))
         return;
     if (m->kind == WSHUB_METRIC_COUNTER && !(v >= 0)) {
-        fake_log(WSHUB_LOG_ERR, "fake_host: metric_add of %g to counter %s (ignored)", v,
-                 m->name);
+        fake_log(WSHUB_LOG_ERR, "fake_host: metric_add of %g to counter %s (ignored)", v, m->name);
         return;
     }
     series_get(m, labels, true)->value += v;
@@ -1414,8 +1500,7 @@ static void h_metric_observe(wshub_metric_t *m, const char *const *labels, doubl
 {
     series_t *s;
 
-    if (!metric_use_ok(m, labels, WSHUB_METRIC_HISTOGRAM, WSHUB_METRIC_HISTOGRAM,
-                       "metric_observe"))
+    if (!metric_use_ok(m, labels, WSHUB_METRIC_HISTOGRAM, WSHUB_METRIC_HISTOGRAM, "metric_observe"))
         return;
     s = series_get(m, labels, true);
     s->count++;
@@ -1603,8 +1688,10 @@ static void release_registrations(void)
     while (F.groups)
         group_release(F.groups);
     if (F.n_bufs) {
-        fake_log(WSHUB_LOG_ERR, "fake_host: %zu buffer(s) leaked (a buf_new/buf_ref without its "
-                 "buf_unref)", F.n_bufs);
+        fake_log(WSHUB_LOG_ERR,
+                 "fake_host: %zu buffer(s) leaked (a buf_new/buf_ref without its "
+                 "buf_unref)",
+                 F.n_bufs);
         while (F.bufs)
             buf_free(F.bufs);
     }
@@ -1626,15 +1713,17 @@ static void release_all(void)
     }
     drop_posts();
     memset(&F.plugin, 0, sizeof(F.plugin));
-    F.loaded = false;
 }
 
+/* [a-z0-9_]{1,63}, as the real loader requires. */
 static bool plugin_name_ok(const char *s)
 {
-    if (!s || !*s)
+    size_t n = s ? strlen(s) : 0;
+
+    if (n == 0 || n > 63)
         return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
             return false;
     return true;
 }
@@ -1653,17 +1742,23 @@ static int refuse(const char *fmt, ...)
     record_log(WSHUB_LOG_ERR, msg);
     set_last_error(msg);
     free(msg);
+    memset(&F.plugin, 0, sizeof(F.plugin));
     return WSHUB_ERR_INVAL;
 }
 
+/* The descriptor size of ABI 1.0: the smallest a major-1 plugin may export. */
+#define FAKE_DESC_SIZE_1_0 (offsetof(wshub_plugin_desc_t, fini) + sizeof(void (*)(void)))
+
 /*
- * Validates the descriptor as the real loader does before running any plugin code, parses and
- * checks the options with the real config module, then runs init(). On failure everything the
- * plugin registered is undone and fini(state) runs when init set a state, as in the real loader.
+ * Validates the descriptor as the real loader does before running any plugin code (the same
+ * checks and log texts, with "?" for the YAML name and "<fake>" for the path), parses and checks
+ * the options with the real config module, then runs init(). A failed init (< 0) is handled as
+ * in core/plugin_loader.c: logged, registrations undone, and fini() NOT called, so a plugin must
+ * release what it allocated before returning an error from init.
  */
 int fake_host__load(const wshub_plugin_desc_t *desc, const char *yaml_config)
 {
-    char err[512];
+    char err[1024];
     struct wshub_cfg *root = NULL;
     size_t copy;
     int rc;
@@ -1683,75 +1778,73 @@ int fake_host__load(const wshub_plugin_desc_t *desc, const char *yaml_config)
         return refuse("plugin ?: built for SDK ABI %u.%u, this server has %u.%u",
                       (unsigned)desc->hdr.abi_major, (unsigned)desc->hdr.abi_minor,
                       (unsigned)WSHUB_SDK_ABI_MAJOR, (unsigned)WSHUB_SDK_ABI_MINOR);
-    if (desc->hdr.struct_size < offsetof(wshub_plugin_desc_t, init) + sizeof(desc->init))
-        return refuse("plugin ?: descriptor of %u bytes is too small",
-                      (unsigned)desc->hdr.struct_size);
+    if (desc->hdr.struct_size < FAKE_DESC_SIZE_1_0)
+        return refuse("plugin ?: <fake>: descriptor size %u is smaller than ABI %u.0's %zu",
+                      (unsigned)desc->hdr.struct_size, (unsigned)WSHUB_SDK_ABI_MAJOR,
+                      (size_t)FAKE_DESC_SIZE_1_0);
     /* Copy what the plugin was built with into a zeroed struct: unknown members stay 0. */
     copy = desc->hdr.struct_size < sizeof(*desc) ? desc->hdr.struct_size : sizeof(*desc);
     memset(&F.plugin, 0, sizeof(F.plugin));
     memcpy(&F.plugin.desc, desc, copy);
-    if (!plugin_name_ok(F.plugin.desc.name)) {
-        memset(&F.plugin, 0, sizeof(F.plugin));
-        return refuse("plugin ?: descriptor name must match [a-z0-9_]+");
-    }
-    if (!F.plugin.desc.init) {
-        rc = refuse("plugin %s: descriptor has no init function", F.plugin.desc.name);
-        memset(&F.plugin, 0, sizeof(F.plugin));
-        return rc;
-    }
+    if (!F.plugin.desc.init)
+        return refuse("plugin %s: descriptor has no init function",
+                      plugin_name_ok(F.plugin.desc.name) ? F.plugin.desc.name : "?");
+    if (!plugin_name_ok(F.plugin.desc.name))
+        return refuse("plugin ?: <fake> is plugin '%s': a name must match [a-z0-9_]{1,63}",
+                      F.plugin.desc.name ? F.plugin.desc.name : "(null)");
 
     if (yaml_config &&
-        config__parse_tree("<test>", yaml_config, strlen(yaml_config), &root, err, sizeof(err))) {
-        rc = refuse("%s", err);
-        memset(&F.plugin, 0, sizeof(F.plugin));
-        return rc;
-    }
+        config__parse_tree("<test>", yaml_config, strlen(yaml_config), &root, err, sizeof(err)))
+        return refuse("%s", err);
     if (!root)
         root = config__empty_map();
-    if (config__check_options(root, F.plugin.desc.name, F.plugin.desc.options, err,
-                              sizeof(err)) != 0) {
+    if (config__check_options(root, F.plugin.desc.name, F.plugin.desc.options, err, sizeof(err)) !=
+        0) {
         config__node_free(root);
-        rc = refuse("%s", err);
-        memset(&F.plugin, 0, sizeof(F.plugin));
-        return rc;
+        return refuse("%s", err);
     }
     F.cfg = root;
 
+    if (F.plugin.desc.flags & WSHUB_PLUGIN_SYSTEM_SCOPE)
+        fake_log(WSHUB_LOG_NOTICE,
+                 "plugin %s: declares system scope: it may reach connections "
+                 "of every tenant",
+                 F.plugin.desc.name);
     pthread_mutex_lock(&F.lock);
     F.post_open = true;
+    F.last_error[0] = '\0';
     pthread_mutex_unlock(&F.lock);
     F.plugin.phase = PH_INIT;
     rc = F.plugin.desc.init(&F.plugin, &fake_api, F.cfg, &F.plugin.state);
-    if (rc == WSHUB_OK) {
+    if (rc >= 0) {
         F.plugin.phase = PH_READY;
-        F.loaded = true;
+        fake_log(WSHUB_LOG_INFO, "plugin %s %s loaded from <fake>", F.plugin.desc.name,
+                 F.plugin.desc.version ? F.plugin.desc.version : "");
         return WSHUB_OK;
     }
-    fake_log(WSHUB_LOG_ERR, "plugin %s: init failed: %s (%s)", F.plugin.desc.name,
-             F.last_error[0] ? F.last_error : "no error text", h_strerror(rc));
     if (F.last_error[0] == '\0')
         set_last_error(h_strerror(rc));
-    F.plugin.phase = PH_FINI;
-    pthread_mutex_lock(&F.lock);
-    F.post_open = false;
-    pthread_mutex_unlock(&F.lock);
-    if (F.plugin.state && F.plugin.desc.fini)
-        F.plugin.desc.fini(&F.plugin, F.plugin.state);
+    fake_log(WSHUB_LOG_ERR, "plugin %s: init failed: %s", F.plugin.desc.name, F.last_error);
     release_all();
-    return rc == WSHUB_OK ? WSHUB_ERR : rc;
+    return rc;
 }
 
+/* Calls start(); a negative result is logged like the real loader's "start failed". */
 int fake_host__start(void)
 {
     int rc = WSHUB_OK;
 
     if (F.plugin.phase != PH_READY)
         return WSHUB_ERR_STATE;
+    pthread_mutex_lock(&F.lock);
+    F.last_error[0] = '\0';
+    pthread_mutex_unlock(&F.lock);
     if (F.plugin.desc.start)
         rc = F.plugin.desc.start(&F.plugin, F.plugin.state);
-    if (rc != WSHUB_OK) {
-        fake_log(WSHUB_LOG_ERR, "plugin %s: start failed: %s (%s)", F.plugin.desc.name,
-                 F.last_error[0] ? F.last_error : "no error text", h_strerror(rc));
+    if (rc < 0) {
+        if (F.last_error[0] == '\0')
+            set_last_error(h_strerror(rc));
+        fake_log(WSHUB_LOG_ERR, "plugin %s: start failed: %s", F.plugin.desc.name, F.last_error);
         return rc;
     }
     F.plugin.phase = PH_STARTED;
@@ -1777,9 +1870,10 @@ void fake_host__unload(void)
                  waited += 10)
                 fake_host__advance(10);
             if (!F.plugin.stopped_called)
-                fake_log(WSHUB_LOG_ERR, "plugin %s: stop() returned WSHUB_PENDING but "
-                         "stopped() was not called within %u ms", F.plugin.desc.name,
-                         FAKE_STOP_BUDGET_MS);
+                fake_log(WSHUB_LOG_ERR,
+                         "plugin %s: stop() returned WSHUB_PENDING but "
+                         "stopped() was not called within %u ms",
+                         F.plugin.desc.name, FAKE_STOP_BUDGET_MS);
         }
         fake_host__advance(0); /* what stop() posted runs before fini, as on the real loop */
     }
@@ -1813,10 +1907,10 @@ fake_conn_t *fake_host__conn_new(const char *tenant, const char *user, const cha
         return NULL;
     c = mem__calloc(1, sizeof(*c));
     c->pub.id = F.next_conn_id++;
-    snprintf(c->pub.tenant, sizeof(c->pub.tenant), "%s", tenant);
-    snprintf(c->pub.user, sizeof(c->pub.user), "%s", user);
-    snprintf(c->pub.path, sizeof(c->pub.path), "%s", path);
-    snprintf(c->pub.remote, sizeof(c->pub.remote), "127.0.0.1");
+    set_field(c->pub.tenant, sizeof(c->pub.tenant), tenant);
+    set_field(c->pub.user, sizeof(c->pub.user), user);
+    set_field(c->pub.path, sizeof(c->pub.path), path);
+    set_field(c->pub.remote, sizeof(c->pub.remote), "127.0.0.1");
     c->pub.metadata = mem__strdup("{}");
     c->pub.created_ms = F.now_ms;
     c->last_seen_ms = F.now_ms;
@@ -1871,7 +1965,28 @@ const char *fake_host__last_out(const fake_conn_t *c)
 /* Events                                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
-/* AUTH: the first hook that does not defer decides (OK accepts, < 0 denies); all defer: OK. */
+/* The core's default subprotocol on the JSON path: the first wshub protocol the client offered. */
+static int pick_wshub_proto(void *ud, const char *tok, size_t len)
+{
+    char *out = ud;
+
+    if ((len == 8 && memcmp(tok, "wshub.v1", 8) == 0) ||
+        (len == 14 && memcmp(tok, "wshub.v1.batch", 14) == 0)) {
+        memcpy(out, tok, len);
+        out[len] = '\0';
+        return 1;
+    }
+    return 0;
+}
+
+static const route_t *raw_path_of(const struct wshub_conn *c);
+
+/*
+ * The AUTH chain as core/conn.c runs it: the first hook that does not defer decides (OK
+ * accepts, < 0 denies), all deferring accepts. A denial's status is the hook's when it is
+ * 400..599, else 403, and its reason defaults to the status text. On acceptance on the JSON
+ * path, when no hook chose a subprotocol, the first offered wshub.* protocol is selected.
+ */
 int fake_host__fire_auth(fake_conn_t *fc, const char *path, const char *query,
                          const wshub_header_t *headers, size_t n_headers, int *status,
                          const char **reason)
@@ -1885,10 +2000,10 @@ int fake_host__fire_auth(fake_conn_t *fc, const char *path, const char *query,
     if (path) {
         if (!fits(path, sizeof(fc->path), "path"))
             return WSHUB_ERR_LIMIT;
-        snprintf(fc->path, sizeof(fc->path), "%s", path);
+        set_field(fc->path, sizeof(fc->path), path);
     }
-    ev = (wshub_ev_auth_t){c, fc->path, query, headers, headers ? n_headers : 0, fc->remote,
-                           403, NULL};
+    ev = (wshub_ev_auth_t){c,          fc->path, query, headers, headers ? n_headers : 0,
+                           fc->remote, 403,      NULL};
     c->headers = ev.headers;
     c->n_headers = ev.n_headers;
     fc->in_auth = true;
@@ -1901,12 +2016,28 @@ int fake_host__fire_auth(fake_conn_t *fc, const char *path, const char *query,
         break;
     }
     fc->in_auth = false;
+    if (rc == WSHUB_OK && !fc->subprotocol[0] && !raw_path_of(c)) {
+        for (size_t i = 0; i < c->n_headers; i++)
+            if (c->headers[i].name && c->headers[i].value &&
+                strcasecmp(c->headers[i].name, "sec-websocket-protocol") == 0 &&
+                ws_handshake__each_token(c->headers[i].value, pick_wshub_proto, fc->subprotocol) >
+                    0)
+                break;
+    }
     c->headers = NULL;
     c->n_headers = 0;
-    if (status)
-        *status = rc == WSHUB_OK ? 101 : ev.status;
-    if (reason)
-        *reason = rc == WSHUB_OK ? NULL : ev.reason;
+    if (rc == WSHUB_OK) {
+        if (status)
+            *status = 101;
+        if (reason)
+            *reason = NULL;
+    } else {
+        int st = ev.status >= 400 && ev.status <= 599 ? ev.status : 403;
+        if (status)
+            *status = st;
+        if (reason)
+            *reason = ev.reason ? ev.reason : ws_handshake__status_text(st);
+    }
     return rc;
 }
 
@@ -2154,9 +2285,8 @@ static struct wshub_timer *next_due(uint64_t limit)
     struct wshub_timer *best = NULL;
 
     for (struct wshub_timer *t = F.timers; t; t = t->next)
-        if (t->due_ms <= limit &&
-            (!best || t->due_ms < best->due_ms ||
-             (t->due_ms == best->due_ms && t->seq < best->seq)))
+        if (t->due_ms <= limit && (!best || t->due_ms < best->due_ms ||
+                                   (t->due_ms == best->due_ms && t->seq < best->seq)))
             best = t;
     return best;
 }

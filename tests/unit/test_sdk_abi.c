@@ -27,31 +27,29 @@ typedef struct abi_field {
     size_t frozen;
 } abi_field_t;
 
-#define F(t, f, off) {#t, #f, offsetof(t, f), sizeof(((t *)0)->f), (off)}
+/* clang-format off: the tables read one member per line, like the structs in sdk.h. */
+#define F(t, f, off)                                                                               \
+    {                                                                                              \
+#t, #f, offsetof(t, f), sizeof(((t *)0)->f), (off)                                         \
+    }
 
 /* The frozen header: the host reads these 16 bytes before anything else, in every major. */
 static const abi_field_t header_fields[] = {
-    F(wshub_plugin_header_t, magic, 0),
-    F(wshub_plugin_header_t, abi_major, 4),
-    F(wshub_plugin_header_t, abi_minor, 6),
-    F(wshub_plugin_header_t, struct_size, 8),
-    F(wshub_plugin_header_t, reserved, 12),};
+    F(wshub_plugin_header_t, magic, 0),     F(wshub_plugin_header_t, abi_major, 4),
+    F(wshub_plugin_header_t, abi_minor, 6), F(wshub_plugin_header_t, struct_size, 8),
+    F(wshub_plugin_header_t, reserved, 12),
+};
 
 /* The descriptor (ABI 1.0). */
 static const abi_field_t desc_fields[] = {
-    F(wshub_plugin_desc_t, hdr, 0),
-    F(wshub_plugin_desc_t, name, 16),
-    F(wshub_plugin_desc_t, version, 24),
-    F(wshub_plugin_desc_t, description, 32),
-    F(wshub_plugin_desc_t, requires, 40),
-    F(wshub_plugin_desc_t, options, 48),
-    F(wshub_plugin_desc_t, conn_state_size, 56),
-    F(wshub_plugin_desc_t, flags, 64),
-    F(wshub_plugin_desc_t, init, 72),
-    F(wshub_plugin_desc_t, start, 80),
-    F(wshub_plugin_desc_t, reload, 88),
-    F(wshub_plugin_desc_t, stop, 96),
-    F(wshub_plugin_desc_t, fini, 104),};
+    F(wshub_plugin_desc_t, hdr, 0),       F(wshub_plugin_desc_t, name, 16),
+    F(wshub_plugin_desc_t, version, 24),  F(wshub_plugin_desc_t, description, 32),
+    F(wshub_plugin_desc_t, requires, 40), F(wshub_plugin_desc_t, provides, 48),
+    F(wshub_plugin_desc_t, options, 56),  F(wshub_plugin_desc_t, conn_state_size, 64),
+    F(wshub_plugin_desc_t, flags, 72),    F(wshub_plugin_desc_t, init, 80),
+    F(wshub_plugin_desc_t, start, 88),    F(wshub_plugin_desc_t, reload, 96),
+    F(wshub_plugin_desc_t, stop, 104),    F(wshub_plugin_desc_t, fini, 112),
+};
 
 /* Every slot of the host table (ABI 1.0), in declaration order. */
 static const abi_field_t host_fields[] = {
@@ -121,15 +119,13 @@ static const abi_field_t host_fields[] = {
     F(wshub_host_api_t, metric_new, 488),
     F(wshub_host_api_t, metric_add, 496),
     F(wshub_host_api_t, metric_set, 504),
-    F(wshub_host_api_t, metric_observe, 512),};
+    F(wshub_host_api_t, metric_observe, 512),
+};
 
 /* Structs the plugin reads or fills in (ABI 1.0); they too only grow at the end. */
 static const abi_field_t opt_fields[] = {
-    F(wshub_opt_t, key, 0),
-    F(wshub_opt_t, type, 8),
-    F(wshub_opt_t, def, 16),
-    F(wshub_opt_t, required, 24),
-    F(wshub_opt_t, help, 32),
+    F(wshub_opt_t, key, 0),       F(wshub_opt_t, type, 8),  F(wshub_opt_t, def, 16),
+    F(wshub_opt_t, required, 24), F(wshub_opt_t, help, 32),
 };
 static const abi_field_t header_kv_fields[] = {
     F(wshub_header_t, name, 0),
@@ -139,21 +135,14 @@ static const abi_field_t ev_conn_fields[] = {
     F(wshub_ev_conn_t, conn, 0),
 };
 static const abi_field_t ev_auth_fields[] = {
-    F(wshub_ev_auth_t, conn, 0),
-    F(wshub_ev_auth_t, path, 8),
-    F(wshub_ev_auth_t, query, 16),
-    F(wshub_ev_auth_t, headers, 24),
-    F(wshub_ev_auth_t, n_headers, 32),
-    F(wshub_ev_auth_t, remote_addr, 40),
-    F(wshub_ev_auth_t, status, 48),
-    F(wshub_ev_auth_t, reason, 56),
+    F(wshub_ev_auth_t, conn, 0),       F(wshub_ev_auth_t, path, 8),
+    F(wshub_ev_auth_t, query, 16),     F(wshub_ev_auth_t, headers, 24),
+    F(wshub_ev_auth_t, n_headers, 32), F(wshub_ev_auth_t, remote_addr, 40),
+    F(wshub_ev_auth_t, status, 48),    F(wshub_ev_auth_t, reason, 56),
 };
 static const abi_field_t msg_fields[] = {
-    F(wshub_msg_t, type, 0),
-    F(wshub_msg_t, id, 8),
-    F(wshub_msg_t, data, 16),
-    F(wshub_msg_t, len, 24),
-    F(wshub_msg_t, is_binary, 32),
+    F(wshub_msg_t, type, 0), F(wshub_msg_t, id, 8),         F(wshub_msg_t, data, 16),
+    F(wshub_msg_t, len, 24), F(wshub_msg_t, is_binary, 32),
 };
 static const abi_field_t ev_message_fields[] = {
     F(wshub_ev_message_t, conn, 0),
@@ -173,18 +162,17 @@ static const abi_field_t ev_welcome_fields[] = {
     F(wshub_ev_welcome_t, priv, 8),
 };
 static const abi_field_t metric_def_fields[] = {
-    F(wshub_metric_def_t, kind, 0),
-    F(wshub_metric_def_t, name, 8),
-    F(wshub_metric_def_t, help, 16),
-    F(wshub_metric_def_t, label_names, 24),
-    F(wshub_metric_def_t, n_labels, 32),
-    F(wshub_metric_def_t, buckets, 40),
+    F(wshub_metric_def_t, kind, 0),       F(wshub_metric_def_t, name, 8),
+    F(wshub_metric_def_t, help, 16),      F(wshub_metric_def_t, label_names, 24),
+    F(wshub_metric_def_t, n_labels, 32),  F(wshub_metric_def_t, buckets, 40),
     F(wshub_metric_def_t, n_buckets, 48),
 };
 static const abi_field_t svc_rooms_v1_fields[] = {
     F(wshub_svc_rooms_v1_t, send, 0),
     F(wshub_svc_rooms_v1_t, is_member, 8),
 };
+
+/* clang-format on */
 
 /* A frozen struct: its table and its current size (for the coverage check). */
 typedef struct abi_struct {
@@ -194,6 +182,7 @@ typedef struct abi_struct {
     size_t size;
 } abi_struct_t;
 
+/* clang-format off */
 #define S(t, tbl) {#t, tbl, sizeof(tbl) / sizeof(tbl[0]), sizeof(t)}
 
 static const abi_struct_t structs[] = {
@@ -212,6 +201,7 @@ static const abi_struct_t structs[] = {
     S(wshub_metric_def_t, metric_def_fields),
     S(wshub_svc_rooms_v1_t, svc_rooms_v1_fields),
 };
+/* clang-format on */
 #define N_STRUCTS (sizeof(structs) / sizeof(structs[0]))
 
 /* The literals are LP64 offsets (x86_64, aarch64); other data models only get the order checks. */
@@ -227,8 +217,8 @@ static void check_struct_offsets(const abi_struct_t *s)
     for (size_t i = 0; i < s->n_fields; i++) {
         const abi_field_t *f = &s->fields[i];
         if (ABI_LITERALS_APPLY) {
-            ck_assert_msg(f->offset == f->frozen, "%s.%s moved: offset %zu, frozen at %zu",
-                          f->type, f->field, f->offset, f->frozen);
+            ck_assert_msg(f->offset == f->frozen, "%s.%s moved: offset %zu, frozen at %zu", f->type,
+                          f->field, f->offset, f->frozen);
         }
     }
 }
@@ -295,6 +285,7 @@ typedef struct abi_const {
     long long frozen;
 } abi_const_t;
 
+/* clang-format off */
 #define C(name, v) {#name, (long long)(name), (v)}
 
 static const abi_const_t consts[] = {
@@ -314,6 +305,7 @@ static const abi_const_t consts[] = {
     C(WSHUB_PLUGIN_MAGIC, 0x57534650LL),
     C(WSHUB_SDK_ABI_MAJOR, 1),
 };
+/* clang-format on */
 #define N_CONSTS (sizeof(consts) / sizeof(consts[0]))
 
 START_TEST(test_abi_constant_values)
@@ -346,8 +338,8 @@ static int macro_init(wshub_plugin_t *self, const wshub_host_api_t *host, const 
     return WSHUB_OK;
 }
 
-WSHUB_PLUGIN(.name = "abi_macro", .version = "1.2.3", .init = macro_init,
-             .conn_state_size = 24, .flags = WSHUB_PLUGIN_RELOADABLE);
+WSHUB_PLUGIN(.name = "abi_macro", .version = "1.2.3", .init = macro_init, .conn_state_size = 24,
+             .flags = WSHUB_PLUGIN_RELOADABLE);
 
 START_TEST(test_abi_plugin_macro_fills_header)
 {
