@@ -575,16 +575,11 @@ static void drained(wshub_conn_t *c)
     free(c->oq);
     c->oq = NULL;
     c->oq_cap = c->oq_head = 0;
-    if (c->state == CONN_CLOSING && (c->flags & CONN_F_CLOSE_SENT)) {
-        if (c->flags & (CONN_F_KILL | CONN_F_PEER_CLOSED)) {
-            /* The close handshake is complete (or failed): the server closes TCP first. Half
-             * close, then keep reading until EOF or the deadline, so the peer gets our close
-             * frame and not a reset caused by unread input. */
-            shutdown(c->fd, SHUT_WR);
-        } else {
-            shutdown(c->fd, SHUT_WR);
-        }
-    }
+    /* Our close frame (or HTTP error) is out: the server closes TCP first (RFC 6455 §7.1.1).
+     * Half close, then keep reading until EOF or the linger deadline, so the peer reads our
+     * close frame rather than a reset caused by its unread input. */
+    if (c->state == CONN_CLOSING && (c->flags & CONN_F_CLOSE_SENT))
+        shutdown(c->fd, SHUT_WR);
 }
 
 /*
@@ -1067,17 +1062,22 @@ void conn__tick(uint64_t now)
                 schedule_free(c);
             }
             break;
-        case CONN_OPEN:
+        case CONN_OPEN: {
+            /* The wall clock can step backwards: a stamp in the future means "just now", not
+             * an unsigned wrap that would time out every connection at once. */
+            uint64_t idle = now > c->last_seen_ms ? now - c->last_seen_ms : 0;
+            uint64_t since_ping = now > c->ping_ms ? now - c->ping_ms : 0;
             if (c->flags & CONN_F_CLOSE_REQ)
                 break;
-            if (now - c->last_seen_ms >= cfg->server.connection_timeout_ms) {
+            if (idle >= cfg->server.connection_timeout_ms) {
                 conn__close(c, WS_CLOSE_GOING_AWAY, "timeout");
-            } else if (now - c->last_seen_ms >= cfg->server.heartbeat_interval_ms &&
-                       now - c->ping_ms >= cfg->server.heartbeat_interval_ms) {
+            } else if (idle >= cfg->server.heartbeat_interval_ms &&
+                       since_ping >= cfg->server.heartbeat_interval_ms) {
                 c->ping_ms = now;
                 queue_control(c, WS_OP_PING, NULL, 0);
             }
             break;
+        }
         case CONN_CLOSING:
             if (now >= c->deadline_ms)
                 schedule_free(c);

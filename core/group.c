@@ -83,7 +83,14 @@ int group__add(wshub_group_t *g, wshub_conn_t *c)
         g->members = mem__realloc(g->members, g->cap * sizeof(*g->members));
     }
     if (c->n_memberships == c->cap_memberships) {
-        c->cap_memberships = c->cap_memberships ? (uint16_t)(c->cap_memberships * 2) : 2;
+        /* The capacity is a uint16_t: doubling 32768 would wrap to 0, so it saturates at
+         * UINT16_MAX (n_memberships stops below that, see the limit check above). */
+        if (!c->cap_memberships)
+            c->cap_memberships = 2;
+        else if (c->cap_memberships > UINT16_MAX / 2)
+            c->cap_memberships = UINT16_MAX;
+        else
+            c->cap_memberships = (uint16_t)(c->cap_memberships * 2);
         c->memberships =
             mem__realloc(c->memberships, c->cap_memberships * sizeof(*c->memberships));
     }

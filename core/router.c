@@ -188,6 +188,10 @@ int router__send_ack(wshub_conn_t *c, const char *id_json, const char *fields_js
 {
     strbuf_t b;
 
+    /* Raw paths have no envelope: a JSON reply there would be noise in the client's stream. */
+    if (!(c->flags & CONN_F_JSON))
+        return WSHUB_ERR_STATE;
+
     strbuf__init(&b);
     strbuf__adds(&b, "{\"type\":\"ack\"");
     if (id_json) {
@@ -205,6 +209,8 @@ int router__send_errorv(wshub_conn_t *c, const char *id_json, const char *code, 
     strbuf_t b, msg;
     const char *labels[1] = {code};
 
+    if (!(c->flags & CONN_F_JSON))
+        return WSHUB_ERR_STATE;
     strbuf__init(&b);
     strbuf__init(&msg);
     strbuf__vprintf(&msg, fmt ? fmt : "", ap);

@@ -368,9 +368,10 @@ typedef struct wshub_host_api {
     uint64_t (*conn_last_seen_ms)(const wshub_conn_t *c);
     /**
      * Sets the identity; allowed only during WSHUB_EV_AUTH (else WSHUB_ERR_STATE): identity is
-     * immutable afterwards. All strings are copied. @param metadata_json [borrowed] JSON object
-     * text or NULL. @return WSHUB_OK, WSHUB_ERR_STATE, WSHUB_ERR_INVAL (empty tenant, metadata
-     * not an object, more than 64 roles).
+     * immutable afterwards. All strings are copied. Limits: tenant (non-empty), user and each
+     * role at most 256 bytes without control characters; at most 64 roles; metadata a JSON
+     * object of at most 16 KiB. @param metadata_json [borrowed] JSON object text or NULL.
+     * @return WSHUB_OK, WSHUB_ERR_STATE, WSHUB_ERR_INVAL (a limit above).
      */
     int (*conn_set_identity)(wshub_conn_t *c, const char *tenant, const char *user,
                              const char *const *roles, size_t n_roles, const char *metadata_json);
@@ -379,7 +380,9 @@ typedef struct wshub_host_api {
     int (*conn_set_subprotocol)(wshub_conn_t *c, const char *protocol);
     /** @return [owned by the host, valid while the conn is] the plugin's zeroed
      *  `conn_state_size` bytes for this connection (NULL when the size is 0). Allocated before
-     *  WSHUB_EV_AUTH, freed after the last WSHUB_EV_CONN_CLOSE hook. */
+     *  WSHUB_EV_AUTH, freed after the last WSHUB_EV_CONN_CLOSE hook. An upgrade refused after
+     *  the AUTH chain (limits, origin) never opens, so no CONN_CLOSE runs for it: keep nothing
+     *  that needs freeing in this state before WSHUB_EV_CONN_OPEN. */
     void *(*conn_state)(wshub_conn_t *c, wshub_plugin_t *self);
     /** Queues a message. @param b [borrowed] the host takes its own reference.
      *  @return WSHUB_OK, WSHUB_ERR_STATE (closing), WSHUB_ERR_LIMIT (the send queue overflowed:
@@ -391,7 +394,8 @@ typedef struct wshub_host_api {
      *  valid until the current callback returns; WSHUB_EV_CONN_CLOSE runs later. */
     void (*conn_close)(wshub_conn_t *c, uint16_t code, const char *reason);
 
-    /* --- protocol helpers (JSON paths) --- */
+    /* --- protocol helpers (JSON paths only: on raw paths they send nothing and return
+     *     WSHUB_ERR_STATE) --- */
 
     /** Sends {"type":"ack","id":<id>, ...fields}. @param id_json [borrowed] raw JSON id or NULL
      *  (then no id). @param fields_json [borrowed] a JSON object whose members are added, or NULL.

@@ -66,19 +66,22 @@ class Server:
         self.name = name
         self.proc = None
         self.tmpdir = None
+        self.port_file = None
         self.ws_host = self.admin_host = None
         self.ws_port = self.admin_port = None
         self.returncode = None
         # keep_logs: leave the temp dir (config, stderr.log) after __exit__, so a caller can
         # show the log of a failed test; it then calls cleanup() itself.
         self.keep_logs = keep_logs
+        # check_exit: __exit__ fails when the SIGTERM stop does not end with exit code 0.
+        self.check_exit = True
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self, timeout=START_TIMEOUT):
         self.tmpdir = tempfile.mkdtemp(prefix="wshub-it-")
         cfg_path = os.path.join(self.tmpdir, "config.yaml")
-        port_file = os.path.join(self.tmpdir, "ports")
+        port_file = self.port_file = os.path.join(self.tmpdir, "ports")
         with open(cfg_path, "w", encoding="utf-8") as f:
             f.write(config_text(self.config))
         env = dict(os.environ)
@@ -180,9 +183,13 @@ class Server:
 
     def __exit__(self, et, ev, tb):
         try:
-            self.stop()
+            rc = self.stop()
         finally:
             self.cleanup(keep_logs=self.keep_logs)
+        # A clean SIGTERM shutdown exits 0; anything else (a crash, a sanitizer report, a
+        # hang past STOP_TIMEOUT) fails the test that used the server, unless it failed already.
+        if et is None and self.check_exit and rc != 0:
+            raise HarnessError("%s exit code after SIGTERM: %r (want 0)" % (self.name, rc))
         return False
 
     def log_tail(self, n=30):

@@ -16,7 +16,7 @@ failure. Waits are bounded polls or timeouts; nothing asserts on elapsed time.
 import argparse
 import asyncio
 import base64
-import functools
+import http.client
 import inspect
 import json
 import os
@@ -351,7 +351,7 @@ async def welcome_ping_pong(ctx):
 
 @test
 async def json_error_codes(ctx):
-    with ctx.server(base_config()) as srv:
+    with ctx.server(base_config(max_message_size="64KiB")) as srv:
         ws, _ = await open_json(srv.url())
         async with closing(ws):
             cases = [
@@ -362,6 +362,8 @@ async def json_error_codes(ctx):
                 ('{"type":42,"id":"n"}', "n", "bad_json"),
                 ('{"type":"no.such.type","id":"x1"}', "x1", "unknown_type"),
                 ('{"type":"no_such","id":99}', 99, "unknown_type"),
+                ('{"type":"ping","x":' + "[" * 200 + "]" * 200 + "}", None, "bad_json"),
+                ('{"type":"ping","id":null}', None, "bad_json"),
             ]
             for text, want_id, code in cases:
                 await ws.send(text)
@@ -374,17 +376,25 @@ async def json_error_codes(ctx):
             await ws.send(b"\x00\x01binary")
             e = await recv_json(ws)
             eq((e.get("type"), e.get("code")), ("error", "unsupported"), "binary on /ws")
+            # Over max_message_size (64 KiB here) on the JSON path: an error, not a close.
+            await ws.send('{"type":"ping","pad":"' + "p" * (70 * 1024) + '"}')
+            e = await recv_json(ws)
+            eq((e.get("type"), e.get("code")), ("error", "too_large"), "oversize JSON message")
             # Still open and working after every error.
             await ws.send('{"type":"ping","id":"after"}')
             p = await recv_json(ws)
             eq((p.get("type"), p.get("id")), ("pong", "after"), "ping after errors")
         m = srv.metrics()
-        eq(metric(m, "wshub_errors_sent_total", {"code": "bad_json"}), 5.0,
+        eq(metric(m, "wshub_errors_sent_total", {"code": "bad_json"}), 7.0,
            "errors_sent_total{bad_json}")
         eq(metric(m, "wshub_errors_sent_total", {"code": "unknown_type"}), 2.0,
            "errors_sent_total{unknown_type}")
         eq(metric(m, "wshub_errors_sent_total", {"code": "unsupported"}), 1.0,
            "errors_sent_total{unsupported}")
+        eq(metric(m, "wshub_errors_sent_total", {"code": "too_large"}), 1.0,
+           "errors_sent_total{too_large}")
+        await apoll(lambda: srv.metrics()["wshub_connections_closed_total"] == 1.0,
+                    "connections_closed_total == 1 (the test's one connection, at its end)")
 
 
 # ------------------------------------------------------------------------------------------
@@ -422,6 +432,14 @@ async def handshake_raw_errors(ctx):
         big = upgrade_request(h, p, extra=["X-Filler: " + "a" * 4000])
         head = await raw_http(h, p, big)
         eq(status_of(head), 431, "status for a 4 KiB header with max_header_size 1KiB")
+        # Header names are case-insensitive, tokens too, and Connection may list several.
+        req = ("GET /ws?token=abc&x=1 HTTP/1.1\r\nhost: %s:%d\r\nUPGRADE: WebSocket\r\n"
+               "connection: keep-alive, Upgrade\r\nsec-websocket-key: %s\r\n"
+               "SEC-WEBSOCKET-VERSION: 13\r\nUser-Agent: t\r\n\r\n" % (h, p, ws_key()))
+        c = await RawClient.open(h, p, req.encode())
+        eq(c.status, 101, "upgrade with unusual header case, a query and Connection list")
+        check(c.header("sec-websocket-accept"), "no Sec-WebSocket-Accept")
+        c.close()
         # A correct raw request is accepted, so the refusals above were about the request.
         c = await RawClient.open(h, p, upgrade_request(h, p))
         eq(c.status, 101, "raw upgrade status")
@@ -435,7 +453,7 @@ async def handshake_raw_errors(ctx):
         eq(failed.get('wshub_handshake_failures_total{reason="header_too_large"}'), 1.0,
            "handshake_failures_total{header_too_large}")
         eq(sum(failed.values()), 4.0, "handshake failures counted (%r)" % failed)
-        eq(after["wshub_connections_accepted_total"], 1.0, "accepted_total")
+        eq(after["wshub_connections_accepted_total"], 2.0, "accepted_total")
 
 
 @test
@@ -602,6 +620,302 @@ async def permessage_deflate(ctx):
             eq(await recv(ws, 30), text, "large text echo without deflate")
 
 
+def raw_frame(b0, payload=b"", mask=True, length=None):
+    """A frame with the first byte given as is (FIN, RSV bits, opcode) and an optional lying
+    length field; for frames a correct encoder refuses to produce."""
+    n = len(payload) if length is None else length
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        head = struct.pack("!BB", b0, mbit | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", b0, mbit | 126, n)
+    else:
+        head = struct.pack("!BBQ", b0, mbit | 127, n)
+    if not mask:
+        return head + payload
+    key = b"\x00\x00\x00\x00"  # a zero key: the payload goes out as is
+    return head + key + payload
+
+
+PROTOCOL_CASES = [
+    # (name, bytes after the handshake, expected close code)
+    ("unmasked frame", encode_frame(0x1, b"hi", mask=False), 1002),
+    ("rsv1 without deflate", raw_frame(0xC1, b"hi"), 1002),
+    ("rsv2", raw_frame(0xA1, b"hi"), 1002),
+    ("reserved data opcode 3", raw_frame(0x83, b"x"), 1002),
+    ("reserved control opcode 11", raw_frame(0x8B, b""), 1002),
+    ("ping with 126 bytes", raw_frame(0x89, b"p" * 126), 1002),
+    ("fragmented ping", raw_frame(0x09, b"p"), 1002),
+    ("continuation first", raw_frame(0x80, b"x"), 1002),
+    ("new text inside a fragmented message", raw_frame(0x01, b"a") + raw_frame(0x81, b"b"),
+     1002),
+    ("invalid UTF-8 text", raw_frame(0x81, b"ok\xff"), 1007),
+    ("UTF-16 surrogate in text", raw_frame(0x81, b"\xed\xa0\x80"), 1007),
+    ("overlong UTF-8 in text", raw_frame(0x81, b"\xc0\xaf"), 1007),
+    ("invalid UTF-8 split over fragments", raw_frame(0x01, b"\xe2\x82") +
+     raw_frame(0x80, b"\x28"), 1007),
+    ("close with 1-byte payload", raw_frame(0x88, b"\x03"), 1002),
+    ("close code 999", raw_frame(0x88, struct.pack("!H", 999)), 1002),
+    ("close code 1005", raw_frame(0x88, struct.pack("!H", 1005)), 1002),
+    ("close code 1006", raw_frame(0x88, struct.pack("!H", 1006)), 1002),
+    ("close code 5000", raw_frame(0x88, struct.pack("!H", 5000)), 1002),
+    ("close reason invalid UTF-8", raw_frame(0x88, struct.pack("!H", 1000) + b"\xff"), 1007),
+    ("64-bit length with the top bit set", struct.pack("!BBQ", 0x82, 0xFF, 1 << 63) + b"\0" * 4,
+     1002),
+    ("message over max_message_size", raw_frame(0x82, length=(1 << 20) + 1), 1009),
+]
+
+
+@test
+async def protocol_violations(ctx):
+    """Each violation closes the connection with the RFC 6455 code and is counted; the server
+    keeps serving others."""
+    with ctx.server(echo_config()) as srv:
+        h, p = srv.ws_host, srv.ws_port
+        want = {}
+        for name, data, code in PROTOCOL_CASES:
+            c = await RawClient.open(h, p, upgrade_request(h, p, "/echo"))
+            try:
+                eq(c.status, 101, "upgrade for case %r" % name)
+                c.writer.write(data)
+                await c.writer.drain()
+                got = None
+                for _ in range(10):  # an echo may come first, for cases that start with data
+                    fr = await c.read_frame()
+                    if fr is None:
+                        break
+                    if fr[1] == 0x8:
+                        got = close_payload(fr[2])[0]
+                        break
+                eq(got, code, "close code for %r" % name)
+                want[str(code)] = want.get(str(code), 0) + 1
+            finally:
+                c.close()
+        m = srv.metrics()
+        for code, n in want.items():
+            eq(metric(m, "wshub_protocol_errors_total", {"code": code}), float(n),
+               "protocol_errors_total{%s}" % code)
+        async with connect(srv.url("/echo")) as ws:
+            await ws.send("alive")
+            eq(await recv(ws), "alive", "echo after the violations")
+        eq(srv.admin_get("/health")[0], 200, "/health after the violations")
+
+
+@test
+async def pipelined_and_split_frames(ctx):
+    """Frames in the same segment as the handshake, and frames split into single bytes."""
+    with ctx.server(echo_config()) as srv:
+        h, p = srv.ws_host, srv.ws_port
+        req = upgrade_request(h, p) + encode_frame(0x1, '{"type":"ping","id":"early"}') + \
+            encode_frame(0x9, b"hb")
+        c = await RawClient.open(h, p, req)
+        try:
+            eq(c.status, 101, "upgrade with pipelined frames")
+            frames = [await c.read_frame() for _ in range(3)]
+            kinds = sorted(f[1] for f in frames)
+            eq(kinds, [0x1, 0x1, 0xA], "welcome, pong message and pong frame")
+            texts = [json.loads(f[2]) for f in frames if f[1] == 0x1]
+            eq(texts[0].get("type"), "welcome", "first text message")
+            eq((texts[1].get("type"), texts[1].get("id")), ("pong", "early"), "early ping's pong")
+            eq([f[2] for f in frames if f[1] == 0xA], [b"hb"], "pong frame payload")
+        finally:
+            c.close()
+        c = await RawClient.open(h, p, upgrade_request(h, p, "/echo"))
+        try:
+            msg = "split into single bytes ✓ " * 8
+            data = encode_frame(0x1, msg[:50], fin=False) + encode_frame(0x0, msg[50:])
+            for i in range(len(data)):
+                c.writer.write(data[i:i + 1])
+                await c.writer.drain()
+                if i % 16 == 0:
+                    await asyncio.sleep(0.001)  # let the segments go out one by one
+            fr = await c.read_frame()
+            eq(fr, (True, 0x1, msg.encode()), "echo of a message sent byte by byte")
+        finally:
+            c.close()
+
+
+@test
+async def client_close_codes(ctx):
+    """The server answers a client's close with the same code, and counts it by code."""
+    with ctx.server(echo_config()) as srv:
+        h, p = srv.ws_host, srv.ws_port
+        for code, reason in ((1000, ""), (4000, "app says bye"), (3999, "x" * 123)):
+            c = await RawClient.open(h, p, upgrade_request(h, p, "/echo"))
+            try:
+                await c.send(0x8, struct.pack("!H", code) + reason.encode())
+                fr = await c.read_frame()
+                check(fr is not None and fr[1] == 0x8, "no close frame back: %r" % (fr,))
+                eq(close_payload(fr[2])[0], code, "echoed close code")
+                eq(await c.read_frame(), None, "EOF after the close handshake")
+            finally:
+                c.close()
+        # Abrupt TCP close (no close frame): counted as 1006, the connection is gone.
+        c = await RawClient.open(h, p, upgrade_request(h, p, "/echo"))
+        await c.send(0x1, b"bye")
+        eq(await c.read_frame(), (True, 0x1, b"bye"), "echo before the abrupt close")
+        c.close()
+        await apoll(lambda: metric(srv.metrics(), "wshub_closes_total", {"code": "1006"}) == 1.0,
+                    "closes_total{1006} == 1")
+        # An empty close is answered with an empty close.
+        c = await RawClient.open(h, p, upgrade_request(h, p, "/echo"))
+        try:
+            await c.send(0x8, b"")
+            fr = await c.read_frame()
+            eq(fr, (True, 0x8, b""), "answer to an empty close")
+        finally:
+            c.close()
+        await apoll(lambda: srv.metrics()["wshub_connections"] == 0.0, "connections == 0")
+        m = srv.metrics()
+        for code in ("1000", "4000", "3999"):
+            eq(metric(m, "wshub_closes_total", {"code": code}), 1.0, "closes_total{%s}" % code)
+        eq(m["wshub_connections_closed_total"], 5.0, "connections_closed_total")
+
+
+PMD_OFFERS = [
+    # ClientPerMessageDeflateFactory arguments: the parameters of RFC 7692 section 7.1.
+    dict(),
+    dict(client_max_window_bits=None),
+    dict(server_no_context_takeover=True),
+    dict(client_no_context_takeover=True),
+    dict(server_no_context_takeover=True, client_no_context_takeover=True),
+    dict(server_max_window_bits=9),
+    dict(server_max_window_bits=10, client_max_window_bits=9),
+    dict(server_max_window_bits=15, client_max_window_bits=15),
+    dict(server_max_window_bits=8),
+]
+
+
+@test
+async def permessage_deflate_parameters(ctx):
+    """Every RFC 7692 parameter the client can offer: either the server agrees to an offer and
+    both directions then work with the agreed window and context rules, or it declines it; it
+    never agrees to something it then violates (the client would fail to inflate)."""
+    from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+    with ctx.server(echo_config(deflate_min_size=0)) as srv:
+        rnd = random.Random(5)
+        words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+        texts = [" ".join(rnd.choice(words) for _ in range(n)) for n in (1, 50, 20000, 70000)]
+        # Repetition at a distance of ~2 KiB: a 512-byte window (9 bits) cannot reference it.
+        far = "".join(chr(33 + rnd.randrange(90)) for _ in range(2000))
+        texts.append((far + "|") * 40)
+        for offer in PMD_OFFERS:
+            fac = ClientPerMessageDeflateFactory(**offer)
+            async with connect(srv.url("/echo"), extensions=[fac], compression=None) as ws:
+                names = [e.name for e in ws.extensions]
+                check(names in ([], ["permessage-deflate"]), "extensions %r" % names)
+                for t in texts * 2:  # twice: the second round reuses (or resets) the context
+                    await ws.send(t)
+                    eq(await recv(ws, 30), t, "echo with offer %r (agreed: %r)"
+                       % (offer, ws.extensions))
+                b = os.urandom(100000)
+                await ws.send(b)
+                eq(await recv(ws, 30), b, "binary echo with offer %r" % offer)
+            if offer == {}:
+                eq(names, ["permessage-deflate"], "the default offer is accepted")
+
+
+@test
+async def subprotocol_selection(ctx):
+    with ctx.server(base_config()) as srv:
+        async with connect(srv.url(), subprotocols=["other", "wshub.v1"]) as ws:
+            eq(ws.subprotocol, "wshub.v1", "chosen subprotocol")
+            eq((await recv_json(ws)).get("type"), "welcome", "welcome with wshub.v1")
+        async with connect(srv.url()) as ws:
+            eq(ws.subprotocol, None, "subprotocol when none offered")
+            eq((await recv_json(ws)).get("type"), "welcome", "welcome without a subprotocol")
+        # Only unknown protocols offered: no Sec-WebSocket-Protocol in the answer, which a
+        # client that insists on one then refuses (websockets raises InvalidHandshake).
+        try:
+            ws = await connect(srv.url(), subprotocols=["chat.v9"])
+        except wsx.InvalidHandshake:
+            pass
+        else:
+            eq(ws.subprotocol, None, "subprotocol for an unknown offer")
+            await ws.close()
+
+
+@test
+async def connection_limits_per_ip_tenant_env(ctx):
+    """max_connections_per_ip, a tenant's max_connections and an environment override, each
+    refusing with 503 at its limit and admitting again when a connection leaves."""
+    async def fill_and_refuse(srv, n, reason):
+        clients = [(await open_json(srv.url()))[0] for _ in range(n)]
+        try:
+            await expect_status(srv.url(), 503)
+            eq(metric(srv.metrics(), "wshub_handshake_failures_total", {"reason": reason}),
+               1.0, "handshake_failures_total{%s}" % reason)
+            await clients.pop().close()
+            await apoll(lambda: srv.metrics()["wshub_connections"] == float(n - 1),
+                        "a slot to free")
+            clients.append((await open_json(srv.url()))[0])
+            await expect_status(srv.url(), 503)
+        finally:
+            for ws in clients:
+                await ws.close()
+        await apoll(lambda: srv.metrics()["wshub_connections"] == 0.0, "all closed")
+
+    with ctx.server(base_config(max_connections_per_ip=3)) as srv:
+        await fill_and_refuse(srv, 3, "ip_limit")
+        # The per-IP count went back to zero: the full quota is available again.
+        clients = [(await open_json(srv.url()))[0] for _ in range(3)]
+        for ws in clients:
+            await ws.close()
+    cfg = base_config()
+    cfg["tenants"] = {"public": {"max_connections": 2}}
+    with ctx.server(cfg) as srv:
+        await fill_and_refuse(srv, 2, "tenant_limit")
+    with ctx.server(base_config(), env={"WSHUB_SERVER_MAX_CONNECTIONS": "2"}) as srv:
+        await fill_and_refuse(srv, 2, "max_connections")
+
+
+@test
+def env_override_unknown_key(ctx):
+    r = run_wshubd(ctx.wshubd, ["--check-config", _data(ctx, "valid.yaml")],
+                   env={"WSHUB_PLUGIN_DIR": ctx.plugin_dir, "WSHUB_SERVER_MAX_CONECTIONS": "5"})
+    eq(r.returncode, 2, "exit code with WSHUB_SERVER_MAX_CONECTIONS set")
+    check("MAX_CONECTIONS" in r.stderr.upper(), "stderr does not name the variable: %r"
+          % r.stderr)
+    r = run_wshubd(ctx.wshubd, ["--check-config", _data(ctx, "valid.yaml")],
+                   env={"WSHUB_PLUGIN_DIR": ctx.plugin_dir, "WSHUB_SERVER_MAX_CONNECTIONS": "x"})
+    eq(r.returncode, 2, "exit code with WSHUB_SERVER_MAX_CONNECTIONS=x")
+
+
+@test
+async def oversize_messages(ctx):
+    """max_message_size 64KiB. JSON path: an oversize message (plain, fragmented, or inflating
+    past the limit) is answered too_large and the connection stays; past 16x the limit it is
+    closed 1009. Raw path: closed 1009, also when only the inflated size is too big."""
+    with ctx.server(echo_config(max_message_size="64KiB")) as srv:
+        big_json = '{"type":"ping","pad":"' + "p" * (200 * 1024) + '"}'
+        for compression in (None, "deflate"):
+            async with connect(srv.url(), compression=compression) as ws:
+                eq((await recv_json(ws)).get("type"), "welcome", "welcome")
+                await ws.send(big_json)
+                e = await recv_json(ws)
+                eq((e.get("type"), e.get("code")), ("error", "too_large"),
+                   "oversize JSON (compression=%s)" % compression)
+                await ws.send(_fragments([big_json[:50000], big_json[50000:]]))
+                e = await recv_json(ws)
+                eq(e.get("code"), "too_large", "oversize fragmented JSON")
+                await ws.send('{"type":"ping","id":1}')
+                eq((await recv_json(ws)).get("id"), 1, "pong after oversize messages")
+        async with connect(srv.url(), compression=None) as ws:
+            await recv_json(ws)
+            await ws.send("x" * (16 * 64 * 1024 + 1))
+            await expect_closed(ws, 1009)
+        async with connect(srv.url("/echo"), compression=None) as ws:
+            await ws.send("x" * (64 * 1024 + 1))
+            await expect_closed(ws, 1009)
+        async with connect(srv.url("/echo")) as ws:
+            check(ws.extensions, "deflate negotiated")
+            await ws.send("y" * (64 * 1024))  # exactly the limit: fine
+            eq(await recv(ws), "y" * (64 * 1024), "echo at the limit, compressed")
+            await ws.send("y" * (200 * 1024))  # a few KiB on the wire, 200 KiB inflated
+            await expect_closed(ws, 1009)
+        eq(srv.admin_get("/health")[0], 200, "/health")
+
+
 # ------------------------------------------------------------------------------------------
 # Slow consumer
 # ------------------------------------------------------------------------------------------
@@ -708,7 +1022,101 @@ async def sigterm_idle_exit_code(ctx):
             eq(await recv(ws), "x", "echo")
             rc = srv.stop()
             eq(rc, 0, "exit code after SIGTERM with an echo client")
+            check(not os.path.exists(srv.port_file), "port file left after a clean exit")
             await expect_closed(ws, 1001, SHUTDOWN_REASON)
+
+
+async def _stuck_client(srv):
+    """A raw /echo client with a tiny receive window that has made the server queue output it
+    will never read, so neither its echoes nor the server's close frame can be delivered."""
+    h, p = srv.ws_host, srv.ws_port
+    c = await RawClient.open(h, p, upgrade_request(h, p, "/echo"), rcvbuf=4096)
+    eq(c.status, 101, "stuck client upgrade")
+    chunk = encode_frame(0x2, os.urandom(32 * 1024))
+    for _ in range(64):  # 2 MiB, under the default 8 MiB send_queue_max_bytes
+        c.writer.write(chunk)
+        try:
+            await asyncio.wait_for(c.writer.drain(), 2)
+        except asyncio.TimeoutError:
+            break
+    await apoll(lambda: srv.metrics()["wshub_bytes_in_total"] >= 512 * 1024,
+                "the server to read the stuck client's messages")
+    return c
+
+
+@test
+async def sigterm_deadline_with_stuck_client(ctx):
+    """A client that reads nothing cannot hold the process past shutdown_timeout: exit 0."""
+    import signal
+    with ctx.server(echo_config(shutdown_timeout="1s")) as srv:
+        c = await _stuck_client(srv)
+        try:
+            srv.signal(signal.SIGTERM)
+            rc = await asyncio.get_running_loop().run_in_executor(None, srv.wait, 15)
+            eq(rc, 0, "exit code at shutdown_timeout with a stuck client")
+        finally:
+            c.close()
+
+
+@test
+async def second_signal_exits_at_once(ctx):
+    """SIGTERM starts the drain; a second SIGTERM (or SIGINT) ends it long before the 60 s
+    shutdown_timeout, still with exit code 0."""
+    import signal
+    for second in (signal.SIGTERM, signal.SIGINT):
+        with ctx.server(echo_config(shutdown_timeout="60s")) as srv:
+            c = await _stuck_client(srv)
+            try:
+                srv.signal(signal.SIGTERM)
+                await apoll(lambda: srv.admin_get("/ready")[0] == 503, "/ready 503")
+                check(srv.alive(), "exited before the second signal")
+                srv.signal(second)
+                rc = await asyncio.get_running_loop().run_in_executor(None, srv.wait, 15)
+                eq(rc, 0, "exit code after a second %s" % second.name)
+            finally:
+                c.close()
+
+
+@test
+async def sigint_drains_like_sigterm(ctx):
+    import signal
+    with ctx.server(base_config()) as srv:
+        ws, _ = await open_json(srv.url())
+        srv.signal(signal.SIGINT)
+        await expect_closed(ws, 1001, SHUTDOWN_REASON)
+        rc = await asyncio.get_running_loop().run_in_executor(None, srv.wait, 15)
+        eq(rc, 0, "exit code after SIGINT")
+
+
+@test
+def admin_endpoints(ctx):
+    with ctx.server(base_config()) as srv:
+        eq(srv.admin_get("/health"), (200, "ok\n"), "/health")
+        eq(srv.admin_get("/ready"), (200, "ready\n"), "/ready")
+        eq(srv.admin_get("/nope")[0], 404, "unknown admin path")
+        eq(srv.admin_get("/metrics?x=1")[0], 200, "/metrics with a query string")
+        conn = http.client.HTTPConnection(srv.admin_host, srv.admin_port, timeout=5)
+        try:
+            conn.request("POST", "/metrics", body=b"x")
+            st = conn.getresponse().status
+        finally:
+            conn.close()
+        check(400 <= st < 600, "POST /metrics answered %d" % st)
+        # Many requests on one keep-alive connection, then the server is still fine.
+        conn = http.client.HTTPConnection(srv.admin_host, srv.admin_port, timeout=5)
+        try:
+            for _ in range(50):
+                conn.request("GET", "/metrics")
+                r = conn.getresponse()
+                harness.parse_metrics(r.read().decode())
+                eq(r.status, 200, "keep-alive /metrics")
+        finally:
+            conn.close()
+    # admin.enabled: false -> no admin line in the port file, the WebSocket side still works.
+    cfg = base_config()
+    cfg["admin"] = {"enabled": False}
+    with ctx.server(cfg) as srv:
+        eq(srv.admin_port, None, "admin port with admin.enabled false")
 
 
 # ------------------------------------------------------------------------------------------
@@ -759,6 +1167,7 @@ async def metrics_consistent(ctx):
         await apoll(lambda: srv.metrics()["wshub_sockets"] == 0.0, "wshub_sockets == 0")
 
 
+@test
 def metrics_parser_selftest(ctx):
     text = ('# HELP a x\n# TYPE a counter\na 3\nb{x="1",y="q\\"z"} 2.5\n'
             'c{code="1009"} 1e3\n\n')
@@ -773,24 +1182,37 @@ def metrics_parser_selftest(ctx):
         raise AssertionError("parse_metrics accepted %r" % bad)
 
 
-test(metrics_parser_selftest)
-
-
 # ------------------------------------------------------------------------------------------
 # Heartbeat
 # ------------------------------------------------------------------------------------------
 
 @test
 async def heartbeat(ctx):
+    """heartbeat_interval 200ms, connection_timeout 1s: a client that answers every ping is never
+    closed; a client that stays silent is pinged, then closed with 1001 "timeout"."""
     cfg = base_config(heartbeat_interval="200ms", connection_timeout="1s")
     with ctx.server(cfg) as srv:
         h, p = srv.ws_host, srv.ws_port
-        # websockets answers pings by itself; it sends nothing else for 2 s.
+        # websockets answers pings by itself and sends nothing else.
         ws, w = await open_json(srv.url())
         eq(w.get("heartbeat"), 200, "welcome heartbeat")
+        # A raw client that answers each ping at once and does nothing else.
+        ponger = await RawClient.open(h, p, upgrade_request(h, p))
         silent = await RawClient.open(h, p, upgrade_request(h, p))
         try:
-            eq(silent.status, 101, "silent client upgrade")
+            eq((ponger.status, silent.status), (101, 101), "raw clients' upgrades")
+
+            async def answer_pings():
+                n = 0
+                while True:
+                    fr = await ponger.read_frame(timeout=30)
+                    if fr is None or fr[1] == 0x8:
+                        return n, fr
+                    if fr[1] == 0x9:
+                        n += 1
+                        await ponger.send(0xA, fr[2])
+
+            ponger_task = asyncio.ensure_future(answer_pings())
             pings = 0
             close = None
             deadline = time.monotonic() + 10
@@ -803,18 +1225,49 @@ async def heartbeat(ctx):
                 elif fr[1] == 0x8:
                     close = close_payload(fr[2])
                     break
-            check(close is not None, "silent client was not sent a close frame")
-            eq(close, (1001, "timeout"), "close for a silent client")
-            check(pings >= 1, "the silent client was closed without being pinged first")
-            # By now more than connection_timeout has passed for the answering client too.
-            await asyncio.sleep(max(0.0, 2.0 - (time.monotonic() - (deadline - 10))))
-            check(ws.open, "a client that answers pings was closed: code %r reason %r"
-                  % (ws.close_code, ws.close_reason))
+            # Keep the answering clients for 3 s (3x connection_timeout) of pings only.
+            await asyncio.sleep(3.0)
+            problems = []
+            if close != (1001, "timeout"):
+                problems.append("silent client: close %r, want (1001, 'timeout')" % (close,))
+            # Pings are due every 200 ms of silence, so several precede a 1 s timeout (a
+            # count, not a clock: any scheduling that honours heartbeat_interval gets >= 2).
+            if pings < 2:
+                problems.append("silent client got %d ping(s) before its 1 s timeout with"
+                                " heartbeat_interval 200ms" % pings)
+            if ponger_task.done() and ponger_task.exception():
+                problems.append("the answering raw client failed: %r" % ponger_task.exception())
+            elif ponger_task.done():
+                problems.append("a raw client that answered every ping was closed after %d"
+                                " pings: %r" % ponger_task.result())
+            if not ws.open:
+                problems.append("websockets client (answers pings) closed: code %r reason %r"
+                                % (ws.close_code, ws.close_reason))
+            check(not problems, "; ".join(problems))
             await ws.send('{"type":"ping","id":"hb"}')
-            eq((await recv_json(ws)).get("id"), "hb", "pong after 2 s of pings only")
+            eq((await recv_json(ws)).get("id"), "hb", "pong after 3 s of pings only")
+            ponger_task.cancel()
         finally:
             silent.close()
+            ponger.close()
             await ws.close()
+
+
+@test
+async def handshake_timeout(ctx):
+    with ctx.server(base_config(handshake_timeout="200ms")) as srv:
+        reader, writer = await asyncio.open_connection(srv.ws_host, srv.ws_port)
+        try:
+            writer.write(b"GET /ws HTTP/1.1\r\nHost: x\r\n")  # never finished
+            await writer.drain()
+            data = await asyncio.wait_for(reader.read(4096), IO_TIMEOUT)
+            eq(data, b"", "bytes from the server before it closed an unfinished handshake")
+        finally:
+            writer.close()
+        await apoll(lambda: metric(srv.metrics(), "wshub_handshake_failures_total",
+                                   {"reason": "timeout"}) == 1.0,
+                    "handshake_failures_total{timeout} == 1")
+        eq(srv.metrics()["wshub_sockets"], 0.0, "sockets after the handshake timeout")
 
 
 # ------------------------------------------------------------------------------------------
@@ -825,6 +1278,7 @@ def _data(ctx, name):
     return os.path.join(ctx.data, name)
 
 
+@test
 def check_config_valid(ctx):
     r = run_wshubd(ctx.wshubd, ["--check-config", _data(ctx, "valid.yaml")],
                    env={"WSHUB_PLUGIN_DIR": ctx.plugin_dir})
@@ -835,6 +1289,7 @@ def check_config_valid(ctx):
     eq(r.returncode, 0, "exit code for --check-config -c valid.yaml")
 
 
+@test
 def check_config_typo(ctx):
     path = _data(ctx, "typo.yaml")
     r = run_wshubd(ctx.wshubd, ["--check-config", path])
@@ -844,6 +1299,7 @@ def check_config_typo(ctx):
           "stderr lacks the key and the suggestion: %r" % r.stderr)
 
 
+@test
 def check_config_badtype(ctx):
     path = _data(ctx, "badtype.yaml")
     r = run_wshubd(ctx.wshubd, ["--check-config", path])
@@ -852,12 +1308,14 @@ def check_config_badtype(ctx):
     check("max_connections" in r.stderr, "stderr does not name the key: %r" % r.stderr)
 
 
+@test
 def check_config_missing_file(ctx):
     r = run_wshubd(ctx.wshubd, ["--check-config", _data(ctx, "does-not-exist.yaml")])
     eq(r.returncode, 2, "exit code for a missing config file")
     check(r.stderr.strip(), "no message for a missing config file")
 
 
+@test
 def version_flag(ctx):
     for flag in ("--version", "-v"):
         r = run_wshubd(ctx.wshubd, [flag])
@@ -869,6 +1327,7 @@ def version_flag(ctx):
         check(len(parts) == 3 and all(x.isdigit() for x in parts), "version %r" % ver)
 
 
+@test
 def usage_errors(ctx):
     for args in (["--no-such-flag"], ["-Z"], ["-c"], ["stray-argument"]):
         r = run_wshubd(ctx.wshubd, args)
@@ -879,6 +1338,7 @@ def usage_errors(ctx):
     check("usage" in r.stdout, "--help printed %r" % r.stdout)
 
 
+@test
 def startup_config_error(ctx):
     # Serving (not --check-config) with a bad config: exit 2, no port file, error on stderr.
     srv = ctx.server(open(_data(ctx, "typo.yaml"), encoding="utf-8").read())
@@ -893,6 +1353,34 @@ def startup_config_error(ctx):
     raise AssertionError("server started with an invalid config")
 
 
+@test
+def missing_plugin(ctx):
+    """A plugin that cannot be found is a configuration error (exit 2, serving or checking),
+    unless it is optional: then the server runs without it."""
+    cfg = base_config()
+    cfg["plugins"] = [{"name": "no_such_plugin"}]
+    srv = ctx.server(cfg)
+    try:
+        srv.start()
+        raise AssertionError("server started with a missing plugin")
+    except harness.HarnessError:
+        eq(srv.proc.returncode, 2, "exit code serving with a missing plugin")
+    finally:
+        srv.kill()
+    path = os.path.join(srv.tmpdir, "config.yaml")
+    r = run_wshubd(ctx.wshubd, ["--check-config", path], env={"WSHUB_PLUGIN_DIR": ctx.plugin_dir})
+    eq(r.returncode, 2, "--check-config exit code with a missing plugin")
+    check("no_such_plugin" in r.stderr, "stderr does not name the plugin: %r" % r.stderr)
+    cfg["plugins"] = [{"name": "no_such_plugin", "optional": True},
+                      {"name": "echo", "config": {"path": "/echo"}}]
+    with ctx.server(cfg) as srv:
+        m = srv.metrics()
+        eq(metric(m, "wshub_plugin_info", {"plugin": "echo", "version": "1.0.0"}), 1.0,
+           "echo loaded next to a missing optional plugin")
+        check(not any("no_such_plugin" in k for k in m), "the missing plugin has metrics")
+
+
+@test
 def listen_conflict_exit_1(ctx):
     # A port that is taken: a runtime failure, exit 1.
     s = socket.socket()
@@ -912,12 +1400,6 @@ def listen_conflict_exit_1(ctx):
             srv.kill()
     finally:
         s.close()
-
-
-for _fn in (check_config_valid, check_config_typo, check_config_badtype,
-            check_config_missing_file, version_flag, usage_errors, startup_config_error,
-            listen_conflict_exit_1):
-    test(_fn)
 
 
 # ------------------------------------------------------------------------------------------

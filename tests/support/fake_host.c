@@ -996,10 +996,15 @@ static void check_json_arg(const char *slot, const char *what, const char *text,
                  object ? "a JSON object" : "a JSON value", text);
 }
 
+static const route_t *raw_path_of(const struct wshub_conn *c);
+
 static int h_send_ack(wshub_conn_t *c, const char *id_json, const char *fields_json)
 {
     strbuf_t b;
 
+    /* Like the core: protocol replies exist only on JSON paths. */
+    if (raw_path_of(c))
+        return WSHUB_ERR_STATE;
     check_json_arg("send_ack", "id_json", id_json, false);
     check_json_arg("send_ack", "fields_json", fields_json, true);
     strbuf__init(&b);
@@ -1020,6 +1025,8 @@ static int send_errorv(struct wshub_conn *c, const char *id_json, const char *co
 {
     strbuf_t b, msg;
 
+    if (raw_path_of(c))
+        return WSHUB_ERR_STATE;
     check_json_arg("send_error", "id_json", id_json, false);
     strbuf__init(&b);
     strbuf__init(&msg);
@@ -1979,7 +1986,6 @@ static int pick_wshub_proto(void *ud, const char *tok, size_t len)
     return 0;
 }
 
-static const route_t *raw_path_of(const struct wshub_conn *c);
 
 /*
  * The AUTH chain as core/conn.c runs it: the first hook that does not defer decides (OK
