@@ -24,6 +24,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <netdb.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -255,6 +256,13 @@ bad:
     return -1;
 }
 
+/* True if the URL resolved to an address in 127.0.0.0/8 (what --sources can reach). */
+static bool is_loopback4(const bench_url_t *u)
+{
+    const struct sockaddr_in *sa = (const struct sockaddr_in *)&u->addr;
+    return u->addr.ss_family == AF_INET && (ntohl(sa->sin_addr.s_addr) >> 24) == 127;
+}
+
 enum {
     O_URL = 256,
     O_SCENARIO,
@@ -466,8 +474,7 @@ static int parse_args(int argc, char **argv, bench_cfg_t *cfg, int *rc)
      * connects where the subscribers do (or is one of them). */
     cfg->pub_wait_welcome =
         cfg->wait_welcome && (!pub_url || strcmp(pub_url, url) == 0 || cfg->pub_is_sub);
-    if (cfg->sources &&
-        (cfg->url.addr.ss_family != AF_INET || cfg->pub_url.addr.ss_family != AF_INET)) {
+    if (cfg->sources && (!is_loopback4(&cfg->url) || !is_loopback4(&cfg->pub_url))) {
         fprintf(stderr, "wshub-bench: --sources needs an IPv4 (127.0.0.0/8) target\n");
         return -1;
     }
@@ -786,10 +793,12 @@ static int report(const bench_cfg_t *cfg, const wk_t *wks, const srv_stats_t *st
         if (cfg->scenario != SC_IDLE && st->rss_after_kb >= 0 && st->rss_end_kb >= 0)
             ADD(" rss_after_kb=%" PRId64 " rss_end_kb=%" PRId64, st->rss_after_kb, st->rss_end_kb);
     }
-    printf("client: cpu %.2f s in the window (%.2f s total), %.1f MB in, %.1f MB out\n", cli_cpu_s,
-           (double)t.cpu_total_us / 1e6, (double)t.bytes_in / 1e6, (double)t.bytes_out / 1e6);
-    ADD(" cli_cpu_s=%.3f cli_cpu_total_s=%.3f timed_out=%u", cli_cpu_s,
-        (double)t.cpu_total_us / 1e6, t.timed_out);
+    printf("client: cpu %.2f s in the window (%.2f s total), peak rss %.1f MiB (all workers), "
+           "%.1f MB in, %.1f MB out\n",
+           cli_cpu_s, (double)t.cpu_total_us / 1e6, (double)t.maxrss_kb / 1024,
+           (double)t.bytes_in / 1e6, (double)t.bytes_out / 1e6);
+    ADD(" cli_cpu_s=%.3f cli_cpu_total_s=%.3f cli_rss_kb=%" PRIu64 " timed_out=%u", cli_cpu_s,
+        (double)t.cpu_total_us / 1e6, t.maxrss_kb, t.timed_out);
     if (cfg->scenario != SC_IDLE && t.ops)
         ADD(" cli_cpu_us_per_msg=%.3f", (double)t.cpu_window_us / (double)t.ops);
 #undef ADD

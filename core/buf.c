@@ -1,5 +1,6 @@
 #include "buf.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,7 +11,12 @@ static size_t g_live;
 
 wshub_buf_t *buf__new(uint8_t opcode, const void *data, size_t len)
 {
-    wshub_buf_t *b = mem__alloc(sizeof(*b) + WS_FRAME_MAX_HEADER + len + 1);
+    /* A length that would overflow the size computation is an impossible allocation: the
+     * allocator's out-of-memory path (log and abort) handles it like any other. */
+    size_t size = len > SIZE_MAX - sizeof(wshub_buf_t) - WS_FRAME_MAX_HEADER - 1
+                      ? SIZE_MAX
+                      : sizeof(wshub_buf_t) + WS_FRAME_MAX_HEADER + len + 1;
+    wshub_buf_t *b = mem__alloc(size);
     uint8_t hdr[WS_FRAME_MAX_HEADER];
 
     b->refs = 1;

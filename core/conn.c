@@ -787,7 +787,9 @@ static bool upgrade(wshub_conn_t *c, const char *head, size_t head_len)
         http_fail(c, 503, "ip_limit", "too many connections from this address", NULL);
         goto out_fail;
     }
-    c->path = mem__strdup(req.path);
+    /* The common case (exactly the JSON path or a raw path) shares the configured string. */
+    if (!raw && strcmp(req.path, cfg->server.path) != 0)
+        c->path = mem__strdup(req.path);
     c->raw = raw;
     if (is_json)
         c->flags |= CONN_F_JSON;

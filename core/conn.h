@@ -89,7 +89,7 @@ struct wshub_conn {
     char **roles;
     char *metadata;        /* NULL = "{}" */
     char *subprotocol;
-    char *path;
+    char *path;            /* request path; NULL when it is server.path or raw->path exactly */
     char *remote;          /* textual address, made on first request */
     char *close_reason;    /* reason for CONN_CLOSE hooks / the close frame */
     const struct route_path *raw; /* raw path handler, NULL on JSON paths */

@@ -303,7 +303,9 @@ static const char *h_conn_remote_addr(const wshub_conn_t *c)
 
 static const char *h_conn_path(const wshub_conn_t *c)
 {
-    return c->path ? c->path : "";
+    if (c->path)
+        return c->path;
+    return c->raw ? c->raw->path : g_srv.cfg->server.path;
 }
 
 static const char *h_conn_subprotocol(const wshub_conn_t *c)

@@ -26,6 +26,14 @@ struct wshub_timer {
     dlist_t link;
 };
 
+static void timer_free(wshub_timer_t *t)
+{
+    event_free(t->ev);
+    if (dlist__linked(&t->link))
+        dlist__remove(&t->link);
+    free(t);
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     wshub_timer_t *t = arg;
@@ -37,7 +45,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     t->cb(t->ud);
     t->in_cb = false;
     if (t->deleted || !t->repeat)
-        timer__del(t);
+        timer_free(t);
     server__want_eoi();
 }
 
@@ -64,7 +72,10 @@ wshub_timer_t *timer__add(wshub_plugin_t *owner, uint64_t ms, bool repeat, wshub
     return t;
 }
 
-/* Deleting a timer from inside its own callback only marks it; on_timer frees it after. */
+/*
+ * A timer deleted from inside its own callback (directly, or through its owner's unload) is
+ * only stopped and unlinked here; on_timer frees it when the callback returns.
+ */
 void timer__del(wshub_timer_t *t)
 {
     if (!t)
@@ -72,21 +83,17 @@ void timer__del(wshub_timer_t *t)
     if (t->in_cb) {
         t->deleted = true;
         event_del(t->ev);
+        if (dlist__linked(&t->link))
+            dlist__remove(&t->link);
         return;
     }
-    event_free(t->ev);
-    if (dlist__linked(&t->link))
-        dlist__remove(&t->link);
-    free(t);
+    timer_free(t);
 }
 
 void timer__free_owner(wshub_plugin_t *owner)
 {
-    while (!DLIST_EMPTY(&owner->timers)) {
-        wshub_timer_t *t = DLIST_ENTRY(owner->timers.next, wshub_timer_t, link);
-        t->in_cb = false;
-        timer__del(t);
-    }
+    while (!DLIST_EMPTY(&owner->timers))
+        timer__del(DLIST_ENTRY(owner->timers.next, wshub_timer_t, link));
 }
 
 /* ------------------------------------------------------------------------------------------ */

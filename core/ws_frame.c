@@ -46,6 +46,7 @@ void ws_parser__reset(ws_parser_t *p)
 {
     const ws_parser_cfg_t *cfg = p->cfg;
     free(p->msg);
+    free(p->ctl);
     memset(p, 0, sizeof(*p));
     p->cfg = cfg;
 }
@@ -448,6 +449,7 @@ int ws_parser__feed(ws_parser_t *p, uint8_t *data, size_t len, size_t *consumed,
         if (is_control(op)) {
             const uint8_t *payload;
             size_t plen;
+            uint8_t *heap = NULL; /* a split control payload, detached before the callback */
             if (p->ctl_len == 0 && n == p->remaining) {
                 /* Whole control payload in this buffer: unmask in place, no copy. */
                 ws_frame__mask(chunk, n, p->mask, 0);
@@ -455,6 +457,12 @@ int ws_parser__feed(ws_parser_t *p, uint8_t *data, size_t len, size_t *consumed,
                 plen = n;
             } else {
                 ws_frame__mask(chunk, n, p->mask, p->frame_off);
+                /* Rare (a control frame split across reads): its 125-byte buffer lives on the
+                 * heap only meanwhile, so an idle parser does not carry it. */
+                if (!p->ctl && !(p->ctl = malloc(125))) {
+                    rc = -WS_CLOSE_INTERNAL;
+                    goto fail;
+                }
                 memcpy(p->ctl + p->ctl_len, chunk, n);
                 p->ctl_len = (uint8_t)(p->ctl_len + n);
                 p->frame_off += n;
@@ -462,23 +470,29 @@ int ws_parser__feed(ws_parser_t *p, uint8_t *data, size_t len, size_t *consumed,
                 pos += n;
                 if (p->remaining)
                     continue;
-                payload = p->ctl;
+                payload = heap = p->ctl;
+                p->ctl = NULL;
                 plen = p->ctl_len;
                 n = 0;
             }
             pos += n;
             uint16_t code;
             rc = check_control(op, payload, plen, &code);
-            if (rc)
+            if (rc) {
+                free(heap);
                 goto fail;
+            }
             p->in_frame = false;
             p->remaining = 0;
-            p->ctl_len = 0; /* p->ctl itself stays intact until the callback returns */
+            p->ctl_len = 0;
             if (cb->on_control) {
                 *consumed = pos;
                 rc = cb->on_control(ud, op, payload, plen, code);
+                free(heap);
                 if (rc)
                     return rc; /* p may be gone (e.g. freed after a CLOSE): do not touch it */
+            } else {
+                free(heap);
             }
             continue;
         }

@@ -102,7 +102,7 @@ typedef struct ws_parser {
     utf8_state_t utf8;  /* incremental validation of an uncompressed text message */
     uint8_t *msg;       /* heap: the message (or control frame) being assembled, or NULL */
     size_t msg_len, msg_cap;
-    uint8_t ctl[125];   /* a control frame's payload when split across reads */
+    uint8_t *ctl;       /* heap (125 bytes): a control frame's payload split across reads */
     uint8_t ctl_len;
     int error;          /* the negative result once a violation was reported (sticky) */
     bool discarding;    /* the message in progress is oversize and being skipped */

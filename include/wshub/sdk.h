@@ -565,7 +565,8 @@ typedef struct wshub_svc_rooms_v1 {
     /** Sends `b` to the members of (tenant, room), and its subtree when `subtree`.
      *  @return number of connections queued, or a negative wshub_rc (ERR_NOTFOUND). */
     long (*send)(const char *tenant, const char *room, wshub_buf_t *b, bool subtree);
-    /** @return true when connection `c` is a member of (its tenant's) room. */
+    /** @return true when connection `c` itself has joined (its tenant's) `room` (presence is
+     *  per connection; roles and bans are per user). */
     bool (*is_member)(wshub_conn_t *c, const char *room);
 } wshub_svc_rooms_v1_t;
 
