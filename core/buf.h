@@ -19,13 +19,13 @@ struct ws_deflate;
 
 struct wshub_buf {
     uint32_t refs;
-    uint8_t opcode;       /* WS_OP_TEXT, WS_OP_BINARY or a control opcode */
-    uint8_t hdr_len;      /* frame header bytes just before payload */
-    uint8_t rsv;          /* 0 or WS_RSV1 (a compressed variant) */
-    bool deflate_tried;   /* compressed variant attempted (deflated may still be NULL: no gain) */
-    size_t len;           /* payload length */
+    uint8_t opcode;     /* WS_OP_TEXT, WS_OP_BINARY or a control opcode */
+    uint8_t hdr_len;    /* frame header bytes just before payload */
+    uint8_t rsv;        /* 0 or WS_RSV1 (a compressed variant) */
+    bool deflate_tried; /* compressed variant attempted (deflated may still be NULL: no gain) */
+    size_t len;         /* payload length */
     struct wshub_buf *deflated; /* owned compressed variant, or NULL */
-    uint8_t data[];       /* WS_FRAME_MAX_HEADER bytes of room, payload, NUL */
+    uint8_t data[];             /* WS_FRAME_MAX_HEADER bytes of room, payload, NUL */
 };
 
 /* Payload pointer (NUL-terminated). */

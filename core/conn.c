@@ -43,8 +43,8 @@
 #include "ws_deflate.h"
 #include "ws_handshake.h"
 
-#define LINGER_MS 2000    /* wait for the peer's close/EOF after our close frame */
-#define MAX_IOV 64
+#define LINGER_MS       2000 /* wait for the peer's close/EOF after our close frame */
+#define MAX_IOV         64
 #define READS_PER_EVENT 4 /* fairness: at most this many full reads per readiness event */
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
@@ -380,7 +380,8 @@ static void schedule_free(wshub_conn_t *c)
     if (c->wev)
         event_del(c->wev);
     c->next_close = NULL;
-    /* Reuse next_dirty? No: a conn can be dirty and freed in one iteration; keep a list of its own. */
+    /* Reuse next_dirty? No: a conn can be dirty and freed in one iteration; keep a list of its own.
+     */
     c->next_close = g_srv.free_head;
     g_srv.free_head = c;
     server__want_eoi();
@@ -756,8 +757,7 @@ static bool upgrade(wshub_conn_t *c, const char *head, size_t head_len)
     }
     status = ws_handshake__validate(&req, &why);
     if (status) {
-        http_fail(c, status, why, why,
-                  status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
+        http_fail(c, status, why, why, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
         goto out_fail;
     }
     /* The JSON path also serves its sub-paths (/ws/acme/alice) for plugins that read them. */
@@ -782,8 +782,7 @@ static bool upgrade(wshub_conn_t *c, const char *head, size_t head_len)
         goto out_fail;
     }
     if (cfg->server.max_connections_per_ip &&
-        (uintptr_t)strmap__get(&g_srv.ips, conn__remote(c)) >=
-            cfg->server.max_connections_per_ip) {
+        (uintptr_t)strmap__get(&g_srv.ips, conn__remote(c)) >= cfg->server.max_connections_per_ip) {
         http_fail(c, 503, "ip_limit", "too many connections from this address", NULL);
         goto out_fail;
     }
@@ -820,7 +819,10 @@ static bool upgrade(wshub_conn_t *c, const char *head, size_t head_len)
         goto out_fail_ident; /* a hook dropped the connection */
     if (rc < 0) {
         int st = ev.status >= 400 && ev.status <= 599 ? ev.status : 403;
-        http_fail(c, st, st == 401 ? "unauthorized" : st == 503 ? "limit" : "forbidden",
+        http_fail(c, st,
+                  st == 401   ? "unauthorized"
+                  : st == 503 ? "limit"
+                              : "forbidden",
                   ev.reason ? ev.reason : ws_handshake__status_text(st), NULL);
         goto out_fail_ident;
     }
@@ -830,8 +832,7 @@ static bool upgrade(wshub_conn_t *c, const char *head, size_t head_len)
         http_fail(c, 503, "tenant_limit", "tenant at max_connections", NULL);
         goto out_fail_ident;
     }
-    if (c->tenant->n_origins &&
-        !origin_allowed(c->tenant->origins, c->tenant->n_origins, origin)) {
+    if (c->tenant->n_origins && !origin_allowed(c->tenant->origins, c->tenant->n_origins, origin)) {
         http_fail(c, 403, "origin", "origin not allowed", NULL);
         goto out_fail_ident;
     }
@@ -950,7 +951,7 @@ static void protocol_error(wshub_conn_t *c, int code)
 {
     char label[12];
     const char *labels[1] = {label};
-    const char *reason = code == WS_CLOSE_BAD_DATA ? "invalid UTF-8 or compressed data"
+    const char *reason = code == WS_CLOSE_BAD_DATA  ? "invalid UTF-8 or compressed data"
                          : code == WS_CLOSE_TOO_BIG ? "message too big"
                                                     : "protocol error";
 

@@ -48,10 +48,10 @@ enum conn_flag {
 typedef struct tenant {
     char *name;
     uint32_t n_conns;
-    uint32_t max_conns;      /* 0 = unlimited */
-    dlist_t conns;           /* open connections of the tenant */
-    strmap_t users;          /* user id -> struct user */
-    char **origins;          /* per-tenant allow-list (borrowed from config), or NULL */
+    uint32_t max_conns; /* 0 = unlimited */
+    dlist_t conns;      /* open connections of the tenant */
+    strmap_t users;     /* user id -> struct user */
+    char **origins;     /* per-tenant allow-list (borrowed from config), or NULL */
     size_t n_origins;
 } tenant_t;
 
@@ -71,9 +71,9 @@ struct wshub_conn {
     uint64_t id;
     int fd;
     uint8_t state;
-    uint8_t pmd_window;    /* 0: no permessage-deflate; else server_max_window_bits */
+    uint8_t pmd_window; /* 0: no permessage-deflate; else server_max_window_bits */
     uint16_t flags;
-    uint16_t close_code;   /* code reported to CONN_CLOSE hooks */
+    uint16_t close_code; /* code reported to CONN_CLOSE hooks */
     uint16_t n_memberships, cap_memberships;
     uint16_t n_roles;
     uint32_t oq_head, oq_n, oq_cap;
@@ -82,18 +82,18 @@ struct wshub_conn {
     struct event *wev;
     ws_parser_t parser;
     out_item_t *oq;
-    char *hs;              /* request head being read (CONN_HANDSHAKE only) */
+    char *hs; /* request head being read (CONN_HANDSHAKE only) */
     uint32_t hs_len;
     tenant_t *tenant;
     user_t *user;
     char **roles;
-    char *metadata;        /* NULL = "{}" */
+    char *metadata; /* NULL = "{}" */
     char *subprotocol;
-    char *path;            /* request path; NULL when it is server.path or raw->path exactly */
-    char *remote;          /* textual address, made on first request */
-    char *close_reason;    /* reason for CONN_CLOSE hooks / the close frame */
+    char *path;         /* request path; NULL when it is server.path or raw->path exactly */
+    char *remote;       /* textual address, made on first request */
+    char *close_reason; /* reason for CONN_CLOSE hooks / the close frame */
     const struct route_path *raw; /* raw path handler, NULL on JSON paths */
-    void *pstate;          /* plugins' per-connection state block */
+    void *pstate;                 /* plugins' per-connection state block */
     struct group_member *memberships;
     dlist_t link_all, link_tenant, link_user;
     struct wshub_conn *next_dirty, *next_close;

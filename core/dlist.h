@@ -8,9 +8,9 @@ typedef struct dlist {
     struct dlist *prev, *next;
 } dlist_t;
 
-#define DLIST_INIT(h) ((h)->prev = (h)->next = (h))
-#define DLIST_EMPTY(h) ((h)->next == (h))
-#define DLIST_ENTRY(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+#define DLIST_INIT(h)                ((h)->prev = (h)->next = (h))
+#define DLIST_EMPTY(h)               ((h)->next == (h))
+#define DLIST_ENTRY(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
 static inline void dlist__push(dlist_t *head, dlist_t *n)
 {

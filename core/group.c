@@ -91,8 +91,7 @@ int group__add(wshub_group_t *g, wshub_conn_t *c)
             c->cap_memberships = UINT16_MAX;
         else
             c->cap_memberships = (uint16_t)(c->cap_memberships * 2);
-        c->memberships =
-            mem__realloc(c->memberships, c->cap_memberships * sizeof(*c->memberships));
+        c->memberships = mem__realloc(c->memberships, c->cap_memberships * sizeof(*c->memberships));
     }
     c->memberships[c->n_memberships++] = (struct group_member){g, g->n};
     g->members[g->n++] = c;

@@ -22,11 +22,11 @@ struct group_member {
 };
 
 struct wshub_group {
-    wshub_plugin_t *owner;  /* NULL for core-owned groups */
-    char *tenant;           /* tenant name; NULL: cross-tenant (system scope) */
+    wshub_plugin_t *owner; /* NULL for core-owned groups */
+    char *tenant;          /* tenant name; NULL: cross-tenant (system scope) */
     wshub_conn_t **members;
     uint32_t n, cap;
-    dlist_t link;           /* in the owner's list, so unload frees leftovers */
+    dlist_t link; /* in the owner's list, so unload frees leftovers */
 };
 
 /* `tenant` is copied; NULL makes a cross-tenant group. */

@@ -18,21 +18,20 @@ void log__hook_libevent(void);
 
 /* `component` is "core", "plugin:<name>", "admin"... */
 void log__write(int level, const char *component, const char *fmt, ...) WSHUB_PRINTF(3, 4);
-void log__vwrite(int level, const char *component, const char *fmt, va_list ap)
-    WSHUB_PRINTF(3, 0);
+void log__vwrite(int level, const char *component, const char *fmt, va_list ap) WSHUB_PRINTF(3, 0);
 
 /* Optional capture for tests: every line (without timestamp: "ERR [core] msg") is also passed
  * to cb. NULL to stop. */
 void log__set_capture(void (*cb)(void *ud, int level, const char *line), void *ud);
 
-#define log_err(...) log__write(WSHUB_LOG_ERR, "core", __VA_ARGS__)
-#define log_warn(...) log__write(WSHUB_LOG_WARN, "core", __VA_ARGS__)
+#define log_err(...)    log__write(WSHUB_LOG_ERR, "core", __VA_ARGS__)
+#define log_warn(...)   log__write(WSHUB_LOG_WARN, "core", __VA_ARGS__)
 #define log_notice(...) log__write(WSHUB_LOG_NOTICE, "core", __VA_ARGS__)
-#define log_info(...) log__write(WSHUB_LOG_INFO, "core", __VA_ARGS__)
-#define log_debug(...)                                                                            \
-    do {                                                                                          \
-        if (log__level() >= WSHUB_LOG_DEBUG)                                                      \
-            log__write(WSHUB_LOG_DEBUG, "core", __VA_ARGS__);                                     \
+#define log_info(...)   log__write(WSHUB_LOG_INFO, "core", __VA_ARGS__)
+#define log_debug(...)                                                                             \
+    do {                                                                                           \
+        if (log__level() >= WSHUB_LOG_DEBUG)                                                       \
+            log__write(WSHUB_LOG_DEBUG, "core", __VA_ARGS__);                                      \
     } while (0)
 
 #endif

@@ -41,8 +41,7 @@ static void usage(FILE *f)
             "       wshubd --plugin-help [FILE]\n"
             "       wshubd --version\n"
             "\n"
-            "  -c, --config FILE     YAML configuration (default: " DEFAULT_CONFIG
-            " if present,\n"
+            "  -c, --config FILE     YAML configuration (default: " DEFAULT_CONFIG " if present,\n"
             "                        else the embedded single-node default)\n"
             "      --check-config    validate the configuration and plugin options, then exit\n"
             "                        (0 valid, 2 invalid)\n"
@@ -70,8 +69,8 @@ static int load_config(config_t *cfg, const char *path)
     if (path)
         rc = config__load_file(cfg, path, environ, err, sizeof(err));
     else
-        rc = config__load_string(cfg, "<embedded>", wshub_default_config,
-                                 wshub_default_config_len, environ, err, sizeof(err));
+        rc = config__load_string(cfg, "<embedded>", wshub_default_config, wshub_default_config_len,
+                                 environ, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "wshubd: %s\n", err);
         return 2;
@@ -97,16 +96,28 @@ int main(int argc, char **argv)
 
     while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config_path = optarg; break;
-        case 'C': check = true; break;
-        case 'P': describe = true; break;
-        case 'p': port_file = optarg; break;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'C':
+            check = true;
+            break;
+        case 'P':
+            describe = true;
+            break;
+        case 'p':
+            port_file = optarg;
+            break;
         case 'v':
             printf("wshubd %s (SDK ABI %d.%d)\n", WSHUB_VERSION, WSHUB_SDK_ABI_MAJOR,
                    WSHUB_SDK_ABI_MINOR);
             return 0;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     /* --check-config FILE: the file may follow as a plain argument. */

@@ -25,19 +25,25 @@
 #include "timer.h"
 #include "ws_frame.h"
 
-#define MAX_ROLES 64
-#define MAX_IDENT_LEN 256
+#define MAX_ROLES        64
+#define MAX_IDENT_LEN    256
 #define MAX_METADATA_LEN 16384
 
 const char *plugin_host__rc_code(int rc)
 {
     switch (rc) {
-    case WSHUB_ERR_DENIED: return "forbidden";
-    case WSHUB_ERR_INVAL: return "invalid";
-    case WSHUB_ERR_NOTFOUND: return "not_found";
-    case WSHUB_ERR_EXISTS: return "exists";
-    case WSHUB_ERR_LIMIT: return "rate_limited";
-    default: return "internal";
+    case WSHUB_ERR_DENIED:
+        return "forbidden";
+    case WSHUB_ERR_INVAL:
+        return "invalid";
+    case WSHUB_ERR_NOTFOUND:
+        return "not_found";
+    case WSHUB_ERR_EXISTS:
+        return "exists";
+    case WSHUB_ERR_LIMIT:
+        return "rate_limited";
+    default:
+        return "internal";
     }
 }
 
@@ -68,19 +74,32 @@ static void h_set_error(wshub_plugin_t *self, const char *fmt, ...)
 static const char *h_strerror(int rc)
 {
     switch (rc) {
-    case WSHUB_OK: return "WSHUB_OK";
-    case WSHUB_DEFER: return "WSHUB_DEFER";
-    case WSHUB_PENDING: return "WSHUB_PENDING";
-    case WSHUB_ERR: return "WSHUB_ERR (failure)";
-    case WSHUB_ERR_NOMEM: return "WSHUB_ERR_NOMEM (out of memory)";
-    case WSHUB_ERR_INVAL: return "WSHUB_ERR_INVAL (invalid argument)";
-    case WSHUB_ERR_NOTFOUND: return "WSHUB_ERR_NOTFOUND (not found)";
-    case WSHUB_ERR_EXISTS: return "WSHUB_ERR_EXISTS (already exists)";
-    case WSHUB_ERR_DENIED: return "WSHUB_ERR_DENIED (denied)";
-    case WSHUB_ERR_STATE: return "WSHUB_ERR_STATE (not allowed now)";
-    case WSHUB_ERR_IO: return "WSHUB_ERR_IO (I/O error)";
-    case WSHUB_ERR_LIMIT: return "WSHUB_ERR_LIMIT (limit reached)";
-    default: return "unknown error";
+    case WSHUB_OK:
+        return "WSHUB_OK";
+    case WSHUB_DEFER:
+        return "WSHUB_DEFER";
+    case WSHUB_PENDING:
+        return "WSHUB_PENDING";
+    case WSHUB_ERR:
+        return "WSHUB_ERR (failure)";
+    case WSHUB_ERR_NOMEM:
+        return "WSHUB_ERR_NOMEM (out of memory)";
+    case WSHUB_ERR_INVAL:
+        return "WSHUB_ERR_INVAL (invalid argument)";
+    case WSHUB_ERR_NOTFOUND:
+        return "WSHUB_ERR_NOTFOUND (not found)";
+    case WSHUB_ERR_EXISTS:
+        return "WSHUB_ERR_EXISTS (already exists)";
+    case WSHUB_ERR_DENIED:
+        return "WSHUB_ERR_DENIED (denied)";
+    case WSHUB_ERR_STATE:
+        return "WSHUB_ERR_STATE (not allowed now)";
+    case WSHUB_ERR_IO:
+        return "WSHUB_ERR_IO (I/O error)";
+    case WSHUB_ERR_LIMIT:
+        return "WSHUB_ERR_LIMIT (limit reached)";
+    default:
+        return "unknown error";
     }
 }
 
@@ -341,8 +360,7 @@ static bool valid_ident(const char *s, bool allow_empty)
  * user index (conn.c attach_identity).
  */
 static int h_conn_set_identity(wshub_conn_t *c, const char *tenant, const char *user,
-                               const char *const *roles, size_t n_roles,
-                               const char *metadata_json)
+                               const char *const *roles, size_t n_roles, const char *metadata_json)
 {
     if (!(c->flags & CONN_F_AUTH))
         return WSHUB_ERR_STATE;
@@ -547,8 +565,8 @@ static int h_group_each(const wshub_group_t *g, wshub_conn_iter_cb cb, void *ud)
 
 /* --- timers and loop ------------------------------------------------------------------------ */
 
-static wshub_timer_t *h_timer_add(wshub_plugin_t *self, uint64_t ms, bool repeat,
-                                  wshub_timer_cb cb, void *ud)
+static wshub_timer_t *h_timer_add(wshub_plugin_t *self, uint64_t ms, bool repeat, wshub_timer_cb cb,
+                                  void *ud)
 {
     return timer__add(self, ms, repeat, cb, ud);
 }

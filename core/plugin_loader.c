@@ -29,7 +29,7 @@
 
 /* Size of the descriptor in ABI 1.0: the smallest a plugin of major 1 may export. */
 #define DESC_SIZE_1_0 (offsetof(wshub_plugin_desc_t, fini) + sizeof(void (*)(void)))
-#define MAX_PLUGINS 64
+#define MAX_PLUGINS   64
 
 static wshub_plugin_t *g_plugins[MAX_PLUGINS]; /* in init (dependency) order */
 static size_t g_n;
@@ -219,8 +219,7 @@ static wshub_plugin_t *open_plugin(const config_t *cfg, const config_plugin_t *e
     }
     hdr = sym;
     if (hdr->magic != WSHUB_PLUGIN_MAGIC) {
-        log_err("plugin %s: %s: bad magic 0x%08x (not a wshub plugin)", e->name, path,
-                hdr->magic);
+        log_err("plugin %s: %s: bad magic 0x%08x (not a wshub plugin)", e->name, path, hdr->magic);
         goto fail;
     }
     if (hdr->abi_major != WSHUB_SDK_ABI_MAJOR || hdr->abi_minor > WSHUB_SDK_ABI_MINOR) {
@@ -229,8 +228,8 @@ static wshub_plugin_t *open_plugin(const config_t *cfg, const config_plugin_t *e
         goto fail;
     }
     if (hdr->struct_size < DESC_SIZE_1_0) {
-        log_err("plugin %s: %s: descriptor size %u is smaller than ABI %u.0's %zu", e->name,
-                path, hdr->struct_size, WSHUB_SDK_ABI_MAJOR, (size_t)DESC_SIZE_1_0);
+        log_err("plugin %s: %s: descriptor size %u is smaller than ABI %u.0's %zu", e->name, path,
+                hdr->struct_size, WSHUB_SDK_ABI_MAJOR, (size_t)DESC_SIZE_1_0);
         goto fail;
     }
     p = mem__calloc(1, sizeof(*p));
@@ -290,8 +289,8 @@ static int order_plugins(wshub_plugin_t **cand, size_t n)
             for (size_t k = 0; req && req[k]; k++) {
                 if (provider_of(cand, n, req[k]))
                     continue;
-                log_err("plugin %s: requires service '%s', which no plugin provides",
-                        cand[i]->name, req[k]);
+                log_err("plugin %s: requires service '%s', which no plugin provides", cand[i]->name,
+                        req[k]);
                 if (!cand[i]->optional)
                     return 2;
                 log_warn("plugin %s: optional, continuing without it", cand[i]->name);
@@ -452,8 +451,8 @@ int plugin_loader__check_all(config_t *cfg)
 
 static const char *opt_type_name(wshub_opt_type_t t)
 {
-    static const char *const names[] = {"?",    "string", "int",  "bool", "duration",
-                                        "size", "list",   "map",  "any"};
+    static const char *const names[] = {"?",    "string", "int", "bool", "duration",
+                                        "size", "list",   "map", "any"};
     return (int)t > 0 && (int)t <= 8 ? names[t] : "?";
 }
 

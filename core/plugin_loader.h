@@ -34,11 +34,11 @@ struct wshub_plugin {
     void *state;                /* from init */
     size_t state_off;           /* offset of its conn_state in a connection's block */
     int phase;
-    unsigned order;             /* load position */
+    unsigned order; /* load position */
     bool optional;
-    char error[512];            /* set_error text */
-    dlist_t groups;             /* groups it owns */
-    dlist_t timers;             /* timers it owns */
+    char error[512]; /* set_error text */
+    dlist_t groups;  /* groups it owns */
+    dlist_t timers;  /* timers it owns */
 };
 
 /* Loads, orders and inits every plugin in the config. Returns 0, or 2 on a fatal error (the

@@ -26,7 +26,7 @@
 #include "ws_frame.h"
 
 #define MAX_TYPE_LEN 64
-#define MAX_ID_LEN 128
+#define MAX_ID_LEN   128
 
 typedef struct route {
     wshub_plugin_t *owner;
@@ -98,8 +98,8 @@ static int collect_owned(void *ud, const char *key, void *val)
 {
     struct owner_sweep *s = ud;
     /* route_t and struct route_path both start with... no: compare explicitly per map. */
-    wshub_plugin_t *owner = s->map == &g_routes ? ((route_t *)val)->owner
-                                                : ((struct route_path *)val)->owner;
+    wshub_plugin_t *owner =
+        s->map == &g_routes ? ((route_t *)val)->owner : ((struct route_path *)val)->owner;
     if ((owner == s->owner || !s->owner) && s->n < 256)
         s->keys[s->n++] = mem__strdup(key);
     return 0;
@@ -229,8 +229,7 @@ int router__send_errorv(wshub_conn_t *c, const char *id_json, const char *code, 
     return send_strbuf(c, &b);
 }
 
-int router__send_error(wshub_conn_t *c, const char *id_json, const char *code, const char *fmt,
-                       ...)
+int router__send_error(wshub_conn_t *c, const char *id_json, const char *code, const char *fmt, ...)
 {
     va_list ap;
     int rc;
@@ -361,8 +360,7 @@ static void on_json(wshub_conn_t *c, uint8_t *data, size_t len)
                                                      JSON_C_TO_STRING_NOSLASHESCAPE);
         if (strlen(id) > MAX_ID_LEN) {
             json_object_put(env);
-            router__send_error(c, NULL, "bad_json", "\"id\" is longer than %d bytes",
-                               MAX_ID_LEN);
+            router__send_error(c, NULL, "bad_json", "\"id\" is longer than %d bytes", MAX_ID_LEN);
             return;
         }
     }

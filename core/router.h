@@ -32,8 +32,8 @@ void router__on_oversize(wshub_conn_t *c, size_t len);
 
 void router__send_welcome(wshub_conn_t *c);
 int router__send_ack(wshub_conn_t *c, const char *id_json, const char *fields_json);
-int router__send_error(wshub_conn_t *c, const char *id_json, const char *code, const char *fmt,
-                       ...) WSHUB_PRINTF(4, 5);
+int router__send_error(wshub_conn_t *c, const char *id_json, const char *code, const char *fmt, ...)
+    WSHUB_PRINTF(4, 5);
 int router__send_errorv(wshub_conn_t *c, const char *id_json, const char *code, const char *fmt,
                         va_list ap) WSHUB_PRINTF(4, 0);
 /* WSHUB_EV_WELCOME's welcome_add slot. */

@@ -35,7 +35,7 @@
 #include "timer.h"
 #include "wshub_build.h"
 
-#define READ_BUF_SIZE (64 * 1024)
+#define READ_BUF_SIZE        (64 * 1024)
 #define MAX_RETAINED_CONFIGS 64
 
 server_t g_srv;
@@ -84,15 +84,15 @@ static void register_core_metrics(void)
     static const char *const code_l[] = {"code"};
     static const char *const plugin_l[] = {"plugin", "version"};
     metrics_t *r = g_srv.metrics;
-#define SIMPLE(field, kind, name, help)                                                           \
-    do {                                                                                          \
-        wshub_metric_def_t d = {kind, name, help, NULL, 0, NULL, 0};                              \
-        g_srv.m.field = metrics__value_ptr(metrics__new_family(r, &d, NULL));                     \
+#define SIMPLE(field, kind, name, help)                                                            \
+    do {                                                                                           \
+        wshub_metric_def_t d = {kind, name, help, NULL, 0, NULL, 0};                               \
+        g_srv.m.field = metrics__value_ptr(metrics__new_family(r, &d, NULL));                      \
     } while (0)
-#define LABELED(field, name, help, labels, n)                                                     \
-    do {                                                                                          \
-        wshub_metric_def_t d = {WSHUB_METRIC_COUNTER, name, help, labels, n, NULL, 0};            \
-        g_srv.m.field = metrics__new_family(r, &d, NULL);                                         \
+#define LABELED(field, name, help, labels, n)                                                      \
+    do {                                                                                           \
+        wshub_metric_def_t d = {WSHUB_METRIC_COUNTER, name, help, labels, n, NULL, 0};             \
+        g_srv.m.field = metrics__new_family(r, &d, NULL);                                          \
     } while (0)
 
     SIMPLE(connections, WSHUB_METRIC_GAUGE, "wshub_connections", "Open WebSocket connections.");
@@ -117,16 +117,21 @@ static void register_core_metrics(void)
     LABELED(errors_sent, "wshub_errors_sent_total", "Error replies sent, by error code.", code_l,
             1);
     {
-        wshub_metric_def_t d = {WSHUB_METRIC_GAUGE, "wshub_plugin_info",
-                                "Loaded plugins (value 1).", plugin_l, 2, NULL, 0};
+        wshub_metric_def_t d = {WSHUB_METRIC_GAUGE,
+                                "wshub_plugin_info",
+                                "Loaded plugins (value 1).",
+                                plugin_l,
+                                2,
+                                NULL,
+                                0};
         g_srv.m.plugins = metrics__new_family(r, &d, NULL);
     }
 #undef SIMPLE
 #undef LABELED
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
 {
     (void)l;
     (void)arg;
@@ -180,9 +185,9 @@ static int bind_listener(void)
     }
     if (cfg->server.reuse_port)
         flags |= LEV_OPT_REUSEABLE_PORT;
-    g_srv.listener = evconnlistener_new_bind(g_srv.base, on_accept, NULL, flags,
-                                             cfg->server.backlog, res->ai_addr,
-                                             (int)res->ai_addrlen);
+    g_srv.listener =
+        evconnlistener_new_bind(g_srv.base, on_accept, NULL, flags, cfg->server.backlog,
+                                res->ai_addr, (int)res->ai_addrlen);
     freeaddrinfo(res);
     if (!g_srv.listener) {
         log_err("cannot listen on %s:%u: %s", cfg->server.listen_host, cfg->server.listen_port,
@@ -195,8 +200,7 @@ static int bind_listener(void)
         char a[INET6_ADDRSTRLEN];
         struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
         inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
-        snprintf(g_srv.listen_addr, sizeof(g_srv.listen_addr), "[%s]:%u", a,
-                 ntohs(s6->sin6_port));
+        snprintf(g_srv.listen_addr, sizeof(g_srv.listen_addr), "[%s]:%u", a, ntohs(s6->sin6_port));
     } else {
         char a[INET_ADDRSTRLEN];
         struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;

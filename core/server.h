@@ -25,12 +25,12 @@ struct event;
 struct evconnlistener;
 
 typedef struct core_metrics {
-    double *connections;      /* gauge: open connections */
-    double *accepted;         /* counter: upgrades completed */
-    double *closed;           /* counter: open connections closed */
+    double *connections; /* gauge: open connections */
+    double *accepted;    /* counter: upgrades completed */
+    double *closed;      /* counter: open connections closed */
     double *msgs_in, *msgs_out, *bytes_in, *bytes_out;
-    double *slow_consumers;   /* counter: closes for send queue overflow */
-    double *sockets;          /* gauge: sockets held (incl. handshaking, closing) */
+    double *slow_consumers;             /* counter: closes for send queue overflow */
+    double *sockets;                    /* gauge: sockets held (incl. handshaking, closing) */
     wshub_metric_t *handshake_failures; /* counter{reason} */
     wshub_metric_t *protocol_errors;    /* counter{code} */
     wshub_metric_t *closes;             /* counter{code} */
@@ -42,18 +42,18 @@ typedef struct server {
     struct event_base *base;
     config_t *cfg;
     ws_deflate_t *deflate;
-    uint8_t *rbuf;          /* shared read buffer, one per loop */
+    uint8_t *rbuf; /* shared read buffer, one per loop */
     size_t rbuf_cap;
     ws_parser_cfg_t pcfg[2][2]; /* [json][pmd] */
     uint64_t next_id;
-    idmap_t by_id;          /* live (open, not closing) connections by id */
-    dlist_t all;            /* every connection holding a socket */
+    idmap_t by_id; /* live (open, not closing) connections by id */
+    dlist_t all;   /* every connection holding a socket */
     strmap_t tenants;
-    strmap_t ips;           /* remote ip -> count (only with max_connections_per_ip) */
-    size_t n_open;          /* open connections counted against max_connections */
+    strmap_t ips;  /* remote ip -> count (only with max_connections_per_ip) */
+    size_t n_open; /* open connections counted against max_connections */
     size_t n_sockets;
     wshub_conn_t *dirty_head, *close_head, *free_head;
-    struct event *eoi_ev;   /* end-of-iteration work */
+    struct event *eoi_ev; /* end-of-iteration work */
     bool eoi_pending;
     struct evconnlistener *listener;
     struct event *tick_ev;
@@ -65,7 +65,7 @@ typedef struct server {
     metrics_t *metrics;
     core_metrics_t m;
     const char *port_file;
-    char listen_addr[80];   /* "host:port" actually bound */
+    char listen_addr[80]; /* "host:port" actually bound */
     int exit_code;
 } server_t;
 

@@ -43,7 +43,7 @@ enum ws_close_code {
     WS_CLOSE_TRY_AGAIN = 1013,
 };
 
-#define WS_RSV1 0x40 /* permessage-deflate "compressed" bit, in the first header byte */
+#define WS_RSV1             0x40 /* permessage-deflate "compressed" bit, in the first header byte */
 #define WS_FRAME_MAX_HEADER 14
 
 typedef struct ws_parser_cfg {
@@ -90,22 +90,22 @@ typedef struct ws_parser {
     /* Private: everything below is parser state; zero-initialise with ws_parser__init. */
     const ws_parser_cfg_t *cfg; /* borrowed, outlives the parser */
     uint8_t hdr[WS_FRAME_MAX_HEADER];
-    uint8_t hdr_len;   /* header bytes stashed so far */
-    uint8_t opcode;    /* opcode of the current frame */
-    uint8_t msg_op;    /* opcode of the message in progress (TEXT/BINARY), 0 when none */
-    bool fin;          /* FIN of the current frame */
-    bool in_frame;     /* header complete, payload pending */
-    bool compressed;   /* message in progress has RSV1 */
-    uint8_t mask[4];   /* current frame's masking key */
+    uint8_t hdr_len;    /* header bytes stashed so far */
+    uint8_t opcode;     /* opcode of the current frame */
+    uint8_t msg_op;     /* opcode of the message in progress (TEXT/BINARY), 0 when none */
+    bool fin;           /* FIN of the current frame */
+    bool in_frame;      /* header complete, payload pending */
+    bool compressed;    /* message in progress has RSV1 */
+    uint8_t mask[4];    /* current frame's masking key */
     uint64_t remaining; /* payload bytes still to read in the current frame */
     uint64_t frame_off; /* payload bytes read so far in the current frame (mask phase) */
     utf8_state_t utf8;  /* incremental validation of an uncompressed text message */
     uint8_t *msg;       /* heap: the message (or control frame) being assembled, or NULL */
     size_t msg_len, msg_cap;
-    uint8_t *ctl;       /* heap (125 bytes): a control frame's payload split across reads */
+    uint8_t *ctl; /* heap (125 bytes): a control frame's payload split across reads */
     uint8_t ctl_len;
-    int error;          /* the negative result once a violation was reported (sticky) */
-    bool discarding;    /* the message in progress is oversize and being skipped */
+    int error;            /* the negative result once a violation was reported (sticky) */
+    bool discarding;      /* the message in progress is oversize and being skipped */
     uint64_t discard_len; /* wire bytes of it skipped so far */
 } ws_parser_t;
 

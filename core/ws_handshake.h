@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 typedef struct ws_header {
-    char *name; /* lower-cased */
+    char *name;  /* lower-cased */
     char *value; /* leading/trailing whitespace trimmed; repeated headers joined with ", " */
 } ws_header_t;
 

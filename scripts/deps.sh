@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(
     # toolchain and build
-    gcc make meson ninja-build pkg-config
+    gcc make meson ninja-build pkg-config clang-format
     # core
     libevent-dev libjson-c-dev libyaml-dev libhttp-parser-dev zlib1g-dev libssl-dev
     # plugins

@@ -77,18 +77,18 @@ typedef struct wshub_metric wshub_metric_t;
 
 /** Results: 0 is success, > 0 a non-error outcome, < 0 an error (libuv style). */
 enum wshub_rc {
-    WSHUB_OK = 0,             /**< success / accepted */
-    WSHUB_DEFER = 1,          /**< hook chain: no opinion, ask the next hook */
-    WSHUB_PENDING = 2,        /**< stop(): finishing asynchronously, call host->stopped() */
-    WSHUB_ERR = -1,           /**< generic failure */
-    WSHUB_ERR_NOMEM = -2,     /**< out of memory (plugin-side allocation) */
-    WSHUB_ERR_INVAL = -3,     /**< invalid argument or message */
-    WSHUB_ERR_NOTFOUND = -4,  /**< no such object */
-    WSHUB_ERR_EXISTS = -5,    /**< already exists / already registered */
-    WSHUB_ERR_DENIED = -6,    /**< refused by policy */
-    WSHUB_ERR_STATE = -7,     /**< not allowed now (e.g. registration outside init) */
-    WSHUB_ERR_IO = -8,        /**< I/O failure */
-    WSHUB_ERR_LIMIT = -9,     /**< a configured limit was reached */
+    WSHUB_OK = 0,            /**< success / accepted */
+    WSHUB_DEFER = 1,         /**< hook chain: no opinion, ask the next hook */
+    WSHUB_PENDING = 2,       /**< stop(): finishing asynchronously, call host->stopped() */
+    WSHUB_ERR = -1,          /**< generic failure */
+    WSHUB_ERR_NOMEM = -2,    /**< out of memory (plugin-side allocation) */
+    WSHUB_ERR_INVAL = -3,    /**< invalid argument or message */
+    WSHUB_ERR_NOTFOUND = -4, /**< no such object */
+    WSHUB_ERR_EXISTS = -5,   /**< already exists / already registered */
+    WSHUB_ERR_DENIED = -6,   /**< refused by policy */
+    WSHUB_ERR_STATE = -7,    /**< not allowed now (e.g. registration outside init) */
+    WSHUB_ERR_IO = -8,       /**< I/O failure */
+    WSHUB_ERR_LIMIT = -9,    /**< a configured limit was reached */
 };
 
 /** Log levels for wshub_host_api_t::log. */
@@ -118,11 +118,11 @@ typedef enum wshub_opt_type {
 
 /** One declared option. An array of these ends with an entry whose key is NULL. */
 typedef struct wshub_opt {
-    const char *key;         /**< [borrowed, static] option name under the plugin's `config:` */
-    wshub_opt_type_t type;   /**< expected type */
-    const char *def;         /**< [borrowed, static] default as YAML scalar text, or NULL */
-    bool required;           /**< missing -> configuration error */
-    const char *help;        /**< [borrowed, static] one line shown by `wshubd --plugin-help` */
+    const char *key;       /**< [borrowed, static] option name under the plugin's `config:` */
+    wshub_opt_type_t type; /**< expected type */
+    const char *def;       /**< [borrowed, static] default as YAML scalar text, or NULL */
+    bool required;         /**< missing -> configuration error */
+    const char *help;      /**< [borrowed, static] one line shown by `wshubd --plugin-help` */
 } wshub_opt_t;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -131,12 +131,12 @@ typedef struct wshub_opt {
 
 /** Events a plugin can hook. Values are frozen; new events are appended. */
 typedef enum wshub_event {
-    WSHUB_EV_CONN_OPEN = 1,   /**< wshub_ev_conn_t*: after the 101, before the welcome */
-    WSHUB_EV_AUTH = 2,        /**< wshub_ev_auth_t*: upgrade request, before the 101 */
-    WSHUB_EV_MESSAGE_IN = 3,  /**< wshub_ev_message_t*: every message before routing */
-    WSHUB_EV_CONN_CLOSE = 4,  /**< wshub_ev_close_t*: connection still valid during the call */
-    WSHUB_EV_TICK = 5,        /**< wshub_ev_tick_t*: once per second */
-    WSHUB_EV_WELCOME = 6,     /**< wshub_ev_welcome_t*: add fields to the welcome message */
+    WSHUB_EV_CONN_OPEN = 1,  /**< wshub_ev_conn_t*: after the 101, before the welcome */
+    WSHUB_EV_AUTH = 2,       /**< wshub_ev_auth_t*: upgrade request, before the 101 */
+    WSHUB_EV_MESSAGE_IN = 3, /**< wshub_ev_message_t*: every message before routing */
+    WSHUB_EV_CONN_CLOSE = 4, /**< wshub_ev_close_t*: connection still valid during the call */
+    WSHUB_EV_TICK = 5,       /**< wshub_ev_tick_t*: once per second */
+    WSHUB_EV_WELCOME = 6,    /**< wshub_ev_welcome_t*: add fields to the welcome message */
 } wshub_event_t;
 
 /** A request header, as received. */
@@ -157,38 +157,38 @@ typedef struct wshub_ev_conn {
  * Only during this event may a plugin call conn_set_identity and conn_set_subprotocol.
  */
 typedef struct wshub_ev_auth {
-    wshub_conn_t *conn;              /**< [borrowed] not yet upgraded */
-    const char *path;                /**< [borrowed] request path without query */
-    const char *query;               /**< [borrowed] text after '?', or NULL */
-    const wshub_header_t *headers;   /**< [borrowed] n_headers entries */
+    wshub_conn_t *conn;            /**< [borrowed] not yet upgraded */
+    const char *path;              /**< [borrowed] request path without query */
+    const char *query;             /**< [borrowed] text after '?', or NULL */
+    const wshub_header_t *headers; /**< [borrowed] n_headers entries */
     size_t n_headers;
-    const char *remote_addr;         /**< [borrowed] "1.2.3.4" or "::1" */
-    int status;                      /**< out: HTTP status when denying (default 403) */
-    const char *reason;              /**< out: [borrowed, must be static] short body text */
+    const char *remote_addr; /**< [borrowed] "1.2.3.4" or "::1" */
+    int status;              /**< out: HTTP status when denying (default 403) */
+    const char *reason;      /**< out: [borrowed, must be static] short body text */
 } wshub_ev_auth_t;
 
 /** A message from a client. */
 typedef struct wshub_msg {
-    const char *type;    /**< [borrowed] envelope "type" (JSON paths), NULL on raw paths */
-    const char *id;      /**< [borrowed] envelope "id" as raw JSON text (e.g. "7", "\"a\""), or NULL */
-    const char *data;    /**< [borrowed] the whole message as received (NUL-terminated) */
-    size_t len;          /**< message length in bytes (without the terminating NUL) */
-    bool is_binary;      /**< binary frame (raw paths only: JSON paths refuse binary) */
+    const char *type; /**< [borrowed] envelope "type" (JSON paths), NULL on raw paths */
+    const char *id;   /**< [borrowed] envelope "id" as raw JSON text (e.g. "7", "\"a\""), or NULL */
+    const char *data; /**< [borrowed] the whole message as received (NUL-terminated) */
+    size_t len;       /**< message length in bytes (without the terminating NUL) */
+    bool is_binary;   /**< binary frame (raw paths only: JSON paths refuse binary) */
 } wshub_msg_t;
 
 /** Payload of WSHUB_EV_MESSAGE_IN. Returning WSHUB_ERR_DENIED drops the message. */
 typedef struct wshub_ev_message {
-    wshub_conn_t *conn;      /**< [borrowed] */
-    const wshub_msg_t *msg;  /**< [borrowed] */
-    const char *error_code;  /**< out: when denying, the error code to answer ("rate_limited"),
-                                  or NULL to drop silently */
+    wshub_conn_t *conn;     /**< [borrowed] */
+    const wshub_msg_t *msg; /**< [borrowed] */
+    const char *error_code; /**< out: when denying, the error code to answer ("rate_limited"),
+                                 or NULL to drop silently */
 } wshub_ev_message_t;
 
 /** Payload of WSHUB_EV_CONN_CLOSE. */
 typedef struct wshub_ev_close {
-    wshub_conn_t *conn;  /**< [borrowed] still valid, removed from every group after the hooks */
-    uint16_t code;       /**< close code (1006 when the TCP connection dropped) */
-    const char *reason;  /**< [borrowed] close reason, may be "" */
+    wshub_conn_t *conn; /**< [borrowed] still valid, removed from every group after the hooks */
+    uint16_t code;      /**< close code (1006 when the TCP connection dropped) */
+    const char *reason; /**< [borrowed] close reason, may be "" */
 } wshub_ev_close_t;
 
 /** Payload of WSHUB_EV_TICK. */
@@ -201,8 +201,8 @@ typedef struct wshub_ev_tick {
  * host->welcome_add(ev, key, json).
  */
 typedef struct wshub_ev_welcome {
-    wshub_conn_t *conn;  /**< [borrowed] */
-    void *priv;          /**< host-private: pass the event back to welcome_add */
+    wshub_conn_t *conn; /**< [borrowed] */
+    void *priv;         /**< host-private: pass the event back to welcome_add */
 } wshub_ev_welcome_t;
 
 /** Hook callback. `data` is the event's payload struct. @return see each event. */
@@ -238,12 +238,12 @@ typedef enum wshub_metric_kind {
 /** Definition passed to metric_new; copied by the host. */
 typedef struct wshub_metric_def {
     wshub_metric_kind_t kind;
-    const char *name;                /**< [borrowed] e.g. "wshub_auth_failures_total" */
-    const char *help;                /**< [borrowed] */
-    const char *const *label_names;  /**< [borrowed] n_labels names, or NULL */
-    size_t n_labels;                 /**< at most 8 */
-    const double *buckets;           /**< [borrowed] histogram upper bounds, ascending; NULL =
-                                          default buckets (0.0005 .. 10 seconds) */
+    const char *name;               /**< [borrowed] e.g. "wshub_auth_failures_total" */
+    const char *help;               /**< [borrowed] */
+    const char *const *label_names; /**< [borrowed] n_labels names, or NULL */
+    size_t n_labels;                /**< at most 8 */
+    const double *buckets;          /**< [borrowed] histogram upper bounds, ascending; NULL =
+                                         default buckets (0.0005 .. 10 seconds) */
     size_t n_buckets;
 } wshub_metric_def_t;
 
@@ -402,8 +402,8 @@ typedef struct wshub_host_api {
      *  @return as conn_send. */
     int (*send_ack)(wshub_conn_t *c, const char *id_json, const char *fields_json);
     /** Sends {"type":"error","id":<id>,"code":code,"message":...}. @return as conn_send. */
-    int (*send_error)(wshub_conn_t *c, const char *id_json, const char *code, const char *fmt,
-                      ...) WSHUB_PRINTF(4, 5);
+    int (*send_error)(wshub_conn_t *c, const char *id_json, const char *code, const char *fmt, ...)
+        WSHUB_PRINTF(4, 5);
     /** Adds `"key": json` to a welcome message; only inside a WSHUB_EV_WELCOME hook, with the
      *  event it received. @param json [borrowed] valid JSON value text (not checked).
      *  @return WSHUB_OK, WSHUB_ERR_INVAL (NULL/empty argument or no welcome in progress). */
@@ -505,17 +505,17 @@ enum wshub_plugin_flags {
  */
 typedef struct wshub_plugin_desc {
     wshub_plugin_header_t hdr;
-    const char *name;                  /**< [static] unique, [a-z0-9_]+ */
-    const char *version;               /**< [static] the plugin's own version */
-    const char *description;           /**< [static] one line */
-    const char *const *requires;       /**< [static] NULL-terminated names of services this
-                                            plugin needs; it is initialised after their
-                                            providers. NULL = none */
-    const char *const *provides;       /**< [static] NULL-terminated names of the services it
-                                            offers with service_put (only these). NULL = none */
-    const wshub_opt_t *options;        /**< [static] ends with {NULL}, or NULL */
-    size_t conn_state_size;            /**< bytes of per-connection state (0: none) */
-    uint32_t flags;                    /**< wshub_plugin_flags */
+    const char *name;            /**< [static] unique, [a-z0-9_]+ */
+    const char *version;         /**< [static] the plugin's own version */
+    const char *description;     /**< [static] one line */
+    const char *const *requires; /**< [static] NULL-terminated names of services this
+                                      plugin needs; it is initialised after their
+                                      providers. NULL = none */
+    const char *const *provides; /**< [static] NULL-terminated names of the services it
+                                      offers with service_put (only these). NULL = none */
+    const wshub_opt_t *options;  /**< [static] ends with {NULL}, or NULL */
+    size_t conn_state_size;      /**< bytes of per-connection state (0: none) */
+    uint32_t flags;              /**< wshub_plugin_flags */
     /** Called once. @param host [borrowed, valid until fini returns] keep it.
      *  @param cfg [borrowed, valid until the next reload or fini] the `config:` node (an empty
      *  map when absent). @param state out: the plugin's own pointer, passed to the others.
@@ -541,16 +541,16 @@ typedef struct wshub_plugin_desc {
  *
  *     WSHUB_PLUGIN(.name = "hello", .version = "1.0", .init = hello_init);
  */
-#define WSHUB_PLUGIN(...)                                                                         \
-    WSHUB_EXPORT const wshub_plugin_desc_t wshub_plugin_entry = {                                 \
-        .hdr = {WSHUB_PLUGIN_MAGIC, WSHUB_SDK_ABI_MAJOR, WSHUB_SDK_ABI_MINOR,                     \
-                (uint32_t)sizeof(wshub_plugin_desc_t), 0},                                        \
+#define WSHUB_PLUGIN(...)                                                                          \
+    WSHUB_EXPORT const wshub_plugin_desc_t wshub_plugin_entry = {                                  \
+        .hdr = {WSHUB_PLUGIN_MAGIC, WSHUB_SDK_ABI_MAJOR, WSHUB_SDK_ABI_MINOR,                      \
+                (uint32_t)sizeof(wshub_plugin_desc_t), 0},                                         \
         __VA_ARGS__}
 
 /** Logging helpers; `host` and `self` must be in scope under these names. */
-#define WSHUB_LOG(lvl, ...)                                                                       \
-    do {                                                                                          \
-        host->log(self, (lvl), __VA_ARGS__);                                                      \
+#define WSHUB_LOG(lvl, ...)                                                                        \
+    do {                                                                                           \
+        host->log(self, (lvl), __VA_ARGS__);                                                       \
     } while (0)
 
 /* ------------------------------------------------------------------------------------------ */

@@ -1986,7 +1986,6 @@ static int pick_wshub_proto(void *ud, const char *tok, size_t len)
     return 0;
 }
 
-
 /*
  * The AUTH chain as core/conn.c runs it: the first hook that does not defer decides (OK
  * accepts, < 0 denies), all deferring accepts. A denial's status is the hook's when it is

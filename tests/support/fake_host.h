@@ -23,15 +23,15 @@ typedef struct fake_conn {
     char tenant[64], user[64], path[128], remote[64], subprotocol[64];
     char *roles[16];
     size_t n_roles;
-    char *metadata;             /* JSON text, "{}" by default */
-    bool closed;                /* conn_close was called */
+    char *metadata; /* JSON text, "{}" by default */
+    bool closed;    /* conn_close was called */
     uint16_t close_code;
     char close_reason[128];
-    char *out[FAKE_MAX_OUT];    /* messages sent to this connection, in order (NUL-terminated) */
+    char *out[FAKE_MAX_OUT]; /* messages sent to this connection, in order (NUL-terminated) */
     bool out_binary[FAKE_MAX_OUT];
     size_t n_out;
-    void *state;                /* the plugin's conn_state_size bytes */
-    bool in_auth;               /* identity may be set */
+    void *state;  /* the plugin's conn_state_size bytes */
+    bool in_auth; /* identity may be set */
     uint64_t created_ms;
 } fake_conn_t;
 
@@ -50,7 +50,7 @@ void fake_host__unload(void);
 
 const wshub_host_api_t *fake_host__api(void);
 wshub_plugin_t *fake_host__plugin(void);
-const char *fake_host__last_error(void);   /* set_error text or loader refusal, "" if none */
+const char *fake_host__last_error(void); /* set_error text or loader refusal, "" if none */
 
 /* Connections. tenant/user may be NULL (anonymous: tenant "public", user ""). */
 fake_conn_t *fake_host__conn_new(const char *tenant, const char *user, const char *path);

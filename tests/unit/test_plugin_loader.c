@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #define WSHUBD_PATH WSHUB_BUILD_ROOT "/core/wshubd"
-#define FIXTURES WSHUB_TEST_PLUGIN_DIR
+#define FIXTURES    WSHUB_TEST_PLUGIN_DIR
 
 typedef struct run {
     int exit_code; /* -1: killed by the test */
@@ -125,7 +125,7 @@ static void run_wshubd(const char *plugins_yaml, run_t *r)
     r->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-#define ASSERT_LOG(r, needle)                                                                     \
+#define ASSERT_LOG(r, needle)                                                                      \
     ck_assert_msg(strstr((r)->log, needle), "log lacks \"%s\":\n%s", needle, (r)->log)
 
 /* One refusal per row: the plugin entry, the exact log text, the exit code. */
@@ -269,14 +269,13 @@ static Suite *plugin_loader_suite(void)
     tc = tcase_create("refusals");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30);
-    tcase_add_loop_test(tc, test_loader_refuses, 0,
-                        (int)(sizeof(refusals) / sizeof(refusals[0])));
+    tcase_add_loop_test(tc, test_loader_refuses, 0, (int)(sizeof(refusals) / sizeof(refusals[0])));
     suite_add_tcase(s, tc);
-#define TC(name, fn)                                                                              \
-    tc = tcase_create(name);                                                                      \
-    tcase_add_checked_fixture(tc, setup, teardown);                                               \
-    tcase_set_timeout(tc, 30);                                                                    \
-    tcase_add_test(tc, fn);                                                                       \
+#define TC(name, fn)                                                                               \
+    tc = tcase_create(name);                                                                       \
+    tcase_add_checked_fixture(tc, setup, teardown);                                                \
+    tcase_set_timeout(tc, 30);                                                                     \
+    tcase_add_test(tc, fn);                                                                        \
     suite_add_tcase(s, tc)
     TC("duplicate_name", test_loader_duplicate_name_in_config);
     TC("optional_missing", test_loader_optional_missing_continues);
