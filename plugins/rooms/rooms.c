@@ -44,6 +44,8 @@ static const wshub_opt_t rooms_options[] = {
     {"filter_max_pattern_length", WSHUB_OPT_INT, "256", false, "longest deny pattern, in bytes"},
     {"password_retry_delay", WSHUB_OPT_DURATION, "1s", false,
      "after a wrong room password, the connection's next attempt waits this long"},
+    {"auto_create", WSHUB_OPT_BOOL, "false", false,
+     "room.join of a missing room creates it: public, temporary (gone when empty), no owner"},
     {NULL, 0, NULL, false, NULL},
 };
 
@@ -169,6 +171,7 @@ static int read_options(rooms_t *rs, const wshub_cfg_t *cfg)
     rs->filter_max_patterns = (uint32_t)v[6];
     rs->filter_max_pattern_length = (uint32_t)v[7];
     rs->password_retry_delay_ms = (uint64_t)v[8];
+    rs->auto_create = rs->host->cfg_bool(cfg, "auto_create", false);
     return WSHUB_OK;
 }
 

@@ -210,6 +210,7 @@ typedef struct rooms {
     uint32_t filter_max_patterns;
     uint32_t filter_max_pattern_length;
     uint64_t password_retry_delay_ms;
+    bool auto_create; /* room.join of a missing room creates it (public, temporary) */
     /* state */
     rooms_map_t tenants; /* tenant id -> rooms_tenant_t */
     rooms_cstate_t *cstates;

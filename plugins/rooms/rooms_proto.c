@@ -551,6 +551,46 @@ static bool invite_ok(const rooms_user_t *u, const char *token, size_t len)
  * banned, full, connection limit), then access, so neither a password hash is computed nor an
  * invitation consumed for a join that would fail anyway.
  */
+/*
+ * With `auto_create`, a join of a missing room creates it the way Socket.IO rooms behave:
+ * public, temporary (deleted with its last member) and without an owner, so joining first
+ * grants no privilege. The tenant's room limit still applies. @return the room, or NULL after
+ * answering the error.
+ */
+static rooms_room_t *auto_create_room(req_t *q, const char *id)
+{
+    rooms_t *rs = q->rs;
+    rooms_tenant_t *tenant = rooms_room__tenant(rs, q->tenant, false);
+    rooms_room_t *room;
+
+    if (tenant && tenant->rooms.n >= rs->max_rooms_per_tenant) {
+        fail(q, "limit", "the tenant has %" PRIu32 " rooms, the most allowed",
+             rs->max_rooms_per_tenant);
+        return NULL;
+    }
+    /* Refused before creating: a room nobody could join would linger empty. */
+    if (q->slot->cs && q->slot->cs->n >= rs->max_rooms_per_connection) {
+        fail(q, "limit", "this connection is already in %" PRIu32 " rooms",
+             rs->max_rooms_per_connection);
+        return NULL;
+    }
+    if ((!tenant && !(tenant = rooms_room__tenant(rs, q->tenant, true))) ||
+        rooms_room__create(rs, tenant, id, NULL, &room) != WSHUB_OK) {
+        fail(q, "internal", "cannot create room \"%s\"", id);
+        return NULL;
+    }
+    room->access = ROOMS_ACCESS_PUBLIC;
+    room->lifetime = ROOMS_LIFE_TEMPORARY;
+    room->max_members = rs->max_members_per_room;
+    if (!(room->created_by = strdup(q->user))) {
+        rooms_room__delete(rs, room, NULL);
+        fail(q, "internal", "out of memory");
+        return NULL;
+    }
+    rooms_room__audit(rs, room, q->user, "auto_create", id, NULL);
+    return room;
+}
+
 static int on_join(req_t *q)
 {
     rooms_t *rs = q->rs;
@@ -562,7 +602,12 @@ static int on_join(req_t *q)
     bool banned, admitted = false;
     uint64_t now = rs->host->now_ms();
 
-    if (!(room = need_room(q, &id)))
+    if (!get_str(q, q->root, "room", F_REQUIRED, 1, ROOMS_MAX_ID_LEN, F_PRINTABLE, &id, NULL))
+        return WSHUB_OK;
+    room = rooms_room__find(rs, q->tenant, id);
+    if (!room && !rs->auto_create)
+        return fail(q, "not_found", "no room \"%s\"", id);
+    if (!room && !(room = auto_create_room(q, id)))
         return WSHUB_OK;
     if (!get_str(q, q->root, "password", F_OPTIONAL, 1, ROOMS_MAX_PASSWORD_LEN, F_ANY, &pw,
                  &pw_len) ||

@@ -658,6 +658,11 @@ async def rooms_member_cannot_kick(ctx):
             await bob.err("room.kick", "forbidden", room="lobby", user="carol")
             await bob.err("room.ban", "forbidden", room="lobby", user="carol")
             await bob.err("room.kick", "forbidden", room="lobby", user="alice")
+            # A target of rank "none" (not present, no role): only the matrix refuses here,
+            # not the rule that targets must rank below the actor.
+            await bob.err("room.kick", "forbidden", room="lobby", user="dave")
+            await bob.err("room.ban", "forbidden", room="lobby", user="dave")
+            await owner.err("room.kick", "not_found", room="lobby", user="dave")
             r = await owner.ok("room.members", room="lobby")
             eq(members_of(r), {"alice": 1, "bob": 1, "carol": 1}, "members after refused kicks")
             await carol.quiet(lambda m: m.get("type") == "room.kicked", duration=0.2,

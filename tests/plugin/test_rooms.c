@@ -697,6 +697,37 @@ END_TEST
 /* Access types and lifetimes                                                                  */
 /* ------------------------------------------------------------------------------------------ */
 
+/* auto_create: a join of a missing room makes a public, temporary room without an owner. */
+START_TEST(test_auto_create_on_join)
+{
+    fake_conn_t *a, *b;
+    struct json_object *r;
+
+    fake_host__unload();
+    load(BASE_CFG "auto_create: true\nmax_rooms_per_tenant: 1\n");
+    a = conn("acme", "a");
+    b = conn(NULL, NULL); /* anonymous connections may auto-create too */
+    r = ok(a, "{'type':'room.join','room':'lobby'}");
+    ck_assert_str_eq(str(r, "room"), "lobby");
+    ck_assert(room_exists(a, "lobby"));
+    /* Joining first grants no privilege: the creator is a plain member. */
+    err(a, "forbidden", "{'type':'room.update','room':'lobby','slow_mode':5}");
+    /* The tenant limit applies to auto-created rooms. */
+    err(a, "limit", "{'type':'room.join','room':'second'}");
+    ck_assert(!room_exists(a, "second"));
+    /* Temporary: gone with its last member. */
+    ok(a, "{'type':'room.leave','room':'lobby'}");
+    ck_assert(!room_exists(a, "lobby"));
+    ok(b, "{'type':'room.join','room':'open'}");
+    fake_host__conn_drop(b, 1000);
+    /* Without the option a missing room is not_found (the default config). */
+    fake_host__unload();
+    load(BASE_CFG);
+    a = conn("acme", "a");
+    err(a, "not_found", "{'type':'room.join','room':'lobby'}");
+}
+END_TEST
+
 START_TEST(test_temporary_room_disappears)
 {
     fake_conn_t *a = conn("acme", "a"), *b = conn("acme", "b");
@@ -1211,6 +1242,7 @@ static Suite *rooms_suite(void)
         {"audit_cap", test_audit_is_capped, 0},
         {"delete_message", test_delete_message, 0},
         {"temporary", test_temporary_room_disappears, 0},
+        {"auto_create", test_auto_create_on_join, 0},
         {"persistent", test_persistent_room_lives_without_store, 0},
         {"private", test_private_room_needs_invite, 0},
         {"protected", test_protected_room_password, 0},
