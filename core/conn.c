@@ -27,9 +27,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 
 #include "buf.h"
 #include "group.h"
@@ -47,8 +50,8 @@
 #define MAX_IOV         64
 #define READS_PER_EVENT 4 /* fairness: at most this many full reads per readiness event */
 
-static void on_read(evutil_socket_t fd, short what, void *arg);
-static void on_write(evutil_socket_t fd, short what, void *arg);
+static void on_readable(wshub_conn_t *c);
+static void on_writable(wshub_conn_t *c);
 static void flush(wshub_conn_t *c);
 
 static int on_ws_message(void *ud, int opcode, const uint8_t *data, size_t len);
@@ -60,12 +63,67 @@ static const ws_parser_cb_t parser_cb = {on_ws_message, on_ws_control, on_ws_ove
 /* Table                                                                                       */
 /* ------------------------------------------------------------------------------------------ */
 
+/*
+ * Connection sockets live in the core's own epoll set, which is itself one fd watched by the
+ * libevent loop (timers, signals, listeners, admin HTTP and plugins' libevent users stay on
+ * libevent). A connection then costs an epoll registration and no libevent `struct event`
+ * (128 bytes) nor its per-fd map entry, and one epoll_wait serves a whole batch of sockets.
+ */
+#define EPOLL_BATCH 256
+
+static void on_epoll(evutil_socket_t fd, short what, void *arg)
+{
+    struct epoll_event evs[EPOLL_BATCH];
+    int n;
+
+    (void)fd;
+    (void)what;
+    (void)arg;
+    n = epoll_wait(g_srv.epfd, evs, EPOLL_BATCH, 0);
+    if (n <= 0)
+        return;
+    server__update_now();
+    for (int i = 0; i < n; i++) {
+        wshub_conn_t *c = evs[i].data.ptr;
+        /* A connection freed earlier in this batch is still allocated (freeing is deferred to
+         * the end of the iteration) and marked: skip it. */
+        if (c->flags & CONN_F_FREE)
+            continue;
+        if ((evs[i].events & EPOLLOUT) && (c->flags & CONN_F_WANT_WRITE))
+            on_writable(c);
+        if ((evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !(c->flags & CONN_F_FREE) &&
+            !(c->flags & CONN_F_NOREAD))
+            on_readable(c);
+    }
+    /* A full batch leaves the epoll fd readable: libevent calls again next iteration, after
+     * the other events, which keeps listeners and timers fair. */
+    server__want_eoi();
+}
+
+static void epoll_set(wshub_conn_t *c, int op, uint32_t events)
+{
+    struct epoll_event ev;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.events = events;
+    ev.data.ptr = c;
+    if (epoll_ctl(g_srv.epfd, op, c->fd, &ev) != 0 && op != EPOLL_CTL_DEL)
+        log_warn("connection %llu: epoll_ctl: %s", (unsigned long long)c->id, strerror(errno));
+}
+
 void conn__init(void)
 {
     idmap__init(&g_srv.by_id);
     DLIST_INIT(&g_srv.all);
     strmap__init(&g_srv.tenants);
     strmap__init(&g_srv.ips);
+    g_srv.epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (g_srv.epfd < 0) {
+        log_err("epoll_create1: %s", strerror(errno));
+        abort();
+    }
+    g_srv.epoll_ev = event_new(g_srv.base, g_srv.epfd, EV_READ | EV_PERSIST, on_epoll, NULL);
+    event_add(g_srv.epoll_ev, NULL);
 }
 
 wshub_conn_t *conn__by_id(uint64_t id)
@@ -214,32 +272,37 @@ void conn__accept(int fd, const struct sockaddr *sa, int salen)
         c->addr_family = AF_INET6;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    event_assign(&c->rev, g_srv.base, fd, EV_READ | EV_PERSIST, on_read, c);
-    event_add(&c->rev, NULL);
+    epoll_set(c, EPOLL_CTL_ADD, EPOLLIN);
     dlist__push(&g_srv.all, &c->link_all);
     g_srv.n_sockets++;
     *g_srv.m.sockets = (double)g_srv.n_sockets;
 }
 
-const char *conn__remote(wshub_conn_t *c)
+/* Formats the peer address into tmp (INET6_ADDRSTRLEN bytes) without allocating. */
+static const char *remote_fmt(const wshub_conn_t *c, char *tmp)
 {
-    char tmp[INET6_ADDRSTRLEN];
-
-    if (c->remote)
-        return c->remote;
     if (c->addr_family == AF_INET6) {
         /* v4-mapped addresses read as plain IPv4, so per-IP limits count one host once. */
         static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
         if (memcmp(c->addr, mapped, 12) == 0)
-            inet_ntop(AF_INET, c->addr + 12, tmp, sizeof(tmp));
+            inet_ntop(AF_INET, c->addr + 12, tmp, INET6_ADDRSTRLEN);
         else
-            inet_ntop(AF_INET6, c->addr, tmp, sizeof(tmp));
+            inet_ntop(AF_INET6, c->addr, tmp, INET6_ADDRSTRLEN);
     } else if (c->addr_family == AF_INET) {
-        inet_ntop(AF_INET, c->addr, tmp, sizeof(tmp));
+        inet_ntop(AF_INET, c->addr, tmp, INET6_ADDRSTRLEN);
     } else {
         strcpy(tmp, "unknown");
     }
-    c->remote = mem__strdup(tmp);
+    return tmp;
+}
+
+/* The persistent copy is made only when a plugin asks for it after the upgrade. */
+const char *conn__remote(wshub_conn_t *c)
+{
+    char tmp[INET6_ADDRSTRLEN];
+
+    if (!c->remote)
+        c->remote = mem__strdup(remote_fmt(c, tmp));
     return c->remote;
 }
 
@@ -357,10 +420,30 @@ int conn__send_data(wshub_conn_t *c, uint8_t opcode, const void *data, size_t le
     return rc;
 }
 
-/* Raw bytes (the HTTP response) go through the same queue as a frame with no header. */
+/* Raw bytes (the HTTP response) are written at once when nothing is queued (the usual case:
+ * no allocation on the upgrade path); what the socket does not take goes through the same
+ * queue as a frame with no header. */
 static void queue_raw(wshub_conn_t *c, const char *data, size_t len)
 {
-    wshub_buf_t *b = buf__new(0, data, len);
+    wshub_buf_t *b;
+
+    if (c->oq_n == 0 && !(c->flags & CONN_F_WANT_WRITE)) {
+        ssize_t w;
+        do
+            w = write(c->fd, data, len);
+        while (w < 0 && errno == EINTR);
+        if (w > 0) {
+            *g_srv.m.bytes_out += (double)w;
+            data += w;
+            len -= (size_t)w;
+        }
+        if (len == 0) {
+            /* Nothing queued: a pending close still needs its drained() step. */
+            mark_dirty(c);
+            return;
+        }
+    }
+    b = buf__new(0, data, len);
 
     b->hdr_len = 0;
     queue_frame(c, b);
@@ -376,12 +459,8 @@ static void schedule_free(wshub_conn_t *c)
     if (c->flags & CONN_F_FREE)
         return;
     c->flags |= CONN_F_FREE;
-    event_del(&c->rev);
-    if (c->wev)
-        event_del(c->wev);
-    c->next_close = NULL;
-    /* Reuse next_dirty? No: a conn can be dirty and freed in one iteration; keep a list of its own.
-     */
+    epoll_set(c, EPOLL_CTL_DEL, 0);
+    /* Its own list: a connection can be dirty and freed in the same iteration. */
     c->next_close = g_srv.free_head;
     g_srv.free_head = c;
     server__want_eoi();
@@ -421,7 +500,9 @@ static void lost(wshub_conn_t *c)
         c->flags |= CONN_F_KILL | CONN_F_PEER_CLOSED | CONN_F_CLOSE_SENT;
         conn__close(c, WS_CLOSE_ABNORMAL, "connection lost");
         /* Nothing more can be read or written. */
-        event_del(&c->rev);
+        c->flags |= CONN_F_NOREAD;
+        c->flags &= ~CONN_F_WANT_WRITE;
+        epoll_set(c, EPOLL_CTL_DEL, 0);
         return;
     }
     schedule_free(c);
@@ -447,7 +528,8 @@ static void run_close(wshub_conn_t *c)
         g_srv.n_open--;
         *g_srv.m.connections = (double)g_srv.n_open;
         if (g_srv.cfg->server.max_connections_per_ip) {
-            const char *ip = conn__remote(c);
+            char tmp[INET6_ADDRSTRLEN];
+            const char *ip = remote_fmt(c, tmp);
             uintptr_t n = (uintptr_t)strmap__get(&g_srv.ips, ip);
             if (n <= 1)
                 strmap__del(&g_srv.ips, ip);
@@ -497,9 +579,7 @@ static void free_conn(wshub_conn_t *c)
     dlist__remove(&c->link_all);
     g_srv.n_sockets--;
     *g_srv.m.sockets = (double)g_srv.n_sockets;
-    if (c->wev)
-        event_free(c->wev);
-    event_del(&c->rev);
+    /* Closing the fd removes it from the epoll set. */
     close(c->fd);
     oq_free(c);
     ws_parser__reset(&c->parser);
@@ -553,21 +633,17 @@ void conn__end_of_iteration(void)
 /* Writing                                                                                     */
 /* ------------------------------------------------------------------------------------------ */
 
+/* Write interest is registered only while the kernel's buffer is full (most writes complete
+ * at once), so a connection that keeps up costs no epoll_ctl per message. */
 static void want_write(wshub_conn_t *c, bool on)
 {
-    if (on == !!(c->flags & CONN_F_WANT_WRITE))
+    if (on == !!(c->flags & CONN_F_WANT_WRITE) || (c->flags & (CONN_F_FREE | CONN_F_NOREAD)))
         return;
-    if (on) {
-        if (!c->wev)
-            c->wev = event_new(g_srv.base, c->fd, EV_WRITE | EV_PERSIST, on_write, c);
-        event_add(c->wev, NULL);
+    if (on)
         c->flags |= CONN_F_WANT_WRITE;
-    } else {
-        /* Freed, not just removed: a connection that writes freely holds no write event. */
-        event_free(c->wev);
-        c->wev = NULL;
+    else
         c->flags &= ~CONN_F_WANT_WRITE;
-    }
+    epoll_set(c, EPOLL_CTL_MOD, on ? EPOLLIN | EPOLLOUT : EPOLLIN);
 }
 
 /* The queue drained: finish a close that was waiting for it. */
@@ -643,15 +719,9 @@ static void flush(wshub_conn_t *c)
     drained(c);
 }
 
-static void on_write(evutil_socket_t fd, short what, void *arg)
+static void on_writable(wshub_conn_t *c)
 {
-    wshub_conn_t *c = arg;
-
-    (void)fd;
-    (void)what;
-    server__update_now();
     flush(c);
-    server__want_eoi();
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -746,6 +816,7 @@ static bool upgrade(wshub_conn_t *c, const char *head, size_t head_len)
     wshub_header_t hdrs[100];
     wshub_ev_auth_t ev;
     const char *origin, *protos;
+    char remote[INET6_ADDRSTRLEN];
     size_t n;
     int status, rc;
     bool is_json;
@@ -782,7 +853,8 @@ static bool upgrade(wshub_conn_t *c, const char *head, size_t head_len)
         goto out_fail;
     }
     if (cfg->server.max_connections_per_ip &&
-        (uintptr_t)strmap__get(&g_srv.ips, conn__remote(c)) >= cfg->server.max_connections_per_ip) {
+        (uintptr_t)strmap__get(&g_srv.ips, remote_fmt(c, remote)) >=
+            cfg->server.max_connections_per_ip) {
         http_fail(c, 503, "ip_limit", "too many connections from this address", NULL);
         goto out_fail;
     }
@@ -808,7 +880,7 @@ static bool upgrade(wshub_conn_t *c, const char *head, size_t head_len)
     }
     ev.headers = hdrs;
     ev.n_headers = req.n_headers < 100 ? req.n_headers : 100;
-    ev.remote_addr = conn__remote(c);
+    ev.remote_addr = remote_fmt(c, remote);
     ev.status = 403;
     g_auth_protocols = ws_request__header(&req, "sec-websocket-protocol");
     c->flags |= CONN_F_AUTH;
@@ -867,7 +939,7 @@ static bool upgrade(wshub_conn_t *c, const char *head, size_t head_len)
     *g_srv.m.connections = (double)g_srv.n_open;
     (*g_srv.m.accepted)++;
     if (cfg->server.max_connections_per_ip) {
-        const char *ip = conn__remote(c);
+        const char *ip = remote_fmt(c, remote);
         uintptr_t cnt = (uintptr_t)strmap__del(&g_srv.ips, ip);
         strmap__put(&g_srv.ips, ip, (void *)(cnt + 1));
     }
@@ -975,10 +1047,25 @@ static void feed(wshub_conn_t *c, uint8_t *data, size_t len)
 }
 
 /* Accumulates the request head; upgrades when complete. */
-static void handshake_input(wshub_conn_t *c, const uint8_t *data, size_t len)
+static void handshake_input(wshub_conn_t *c, uint8_t *data, size_t len)
 {
     size_t max = g_srv.cfg->server.max_header_size;
     long head;
+
+    /* Usual case: the whole request head in one read. Parse it where it is (the shared read
+     * buffer, which has a spare byte), without copying it to the heap. */
+    if (!c->hs) {
+        head = ws_handshake__head_len((const char *)data, len, max);
+        if (head > 0) {
+            if (upgrade(c, (const char *)data, (size_t)head) && len > (size_t)head)
+                feed(c, data + head, len - (size_t)head);
+            return;
+        }
+        if (head < 0) {
+            http_fail(c, 431, "header_too_large", "request header too large", NULL);
+            return;
+        }
+    }
 
     if (c->hs_len + len > max + 4096) {
         /* Far past the limit: no need to keep reading it. */
@@ -1008,14 +1095,10 @@ static void handshake_input(wshub_conn_t *c, const uint8_t *data, size_t len)
     }
 }
 
-static void on_read(evutil_socket_t fd, short what, void *arg)
+static void on_readable(wshub_conn_t *c)
 {
-    wshub_conn_t *c = arg;
-
-    (void)what;
-    server__update_now();
     for (int i = 0; i < READS_PER_EVENT; i++) {
-        ssize_t n = read(fd, g_srv.rbuf, g_srv.rbuf_cap);
+        ssize_t n = read(c->fd, g_srv.rbuf, g_srv.rbuf_cap);
         if (n > 0) {
             *g_srv.m.bytes_in += (double)n;
             c->last_seen_ms = g_srv.now_ms;

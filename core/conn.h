@@ -1,6 +1,6 @@
 /*
- * conn: one WebSocket connection: socket I/O on libevent (raw events, no bufferevent: an idle
- * connection owns one embedded read event, its parser state and nothing on the heap), the
+ * conn: one WebSocket connection: socket I/O through the core's epoll set nested in the libevent
+ * loop (an idle connection owns its struct, its parser state and nothing else on the heap), the
  * upgrade, frame handling, the outbound queue (frames queued by reference, flushed once per loop
  * iteration with writev), heartbeats, deferred close/free; and the connection table (by id, by
  * tenant, by (tenant, user)).
@@ -12,10 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <event2/event.h>
-#include <event2/event_struct.h>
-
 #include <wshub/sdk.h>
+
+struct sockaddr;
 
 #include "dlist.h"
 #include "strmap.h"
@@ -43,6 +42,7 @@ enum conn_flag {
     CONN_F_OPENED = 1u << 9,      /* CONN_OPEN hooks ran: CONN_CLOSE hooks are due */
     CONN_F_FREE = 1u << 10,       /* on the free list */
     CONN_F_BATCH = 1u << 11,      /* negotiated "wshub.v1.batch": events may share a frame */
+    CONN_F_NOREAD = 1u << 12,     /* the socket is dead: out of the epoll set, nothing to read */
 };
 
 typedef struct tenant {
@@ -78,8 +78,6 @@ struct wshub_conn {
     uint16_t n_roles;
     uint32_t oq_head, oq_n, oq_cap;
     size_t oq_bytes;
-    struct event rev;
-    struct event *wev;
     ws_parser_t parser;
     out_item_t *oq;
     char *hs; /* request head being read (CONN_HANDSHAKE only) */

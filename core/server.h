@@ -53,7 +53,9 @@ typedef struct server {
     size_t n_open; /* open connections counted against max_connections */
     size_t n_sockets;
     wshub_conn_t *dirty_head, *close_head, *free_head;
-    struct event *eoi_ev; /* end-of-iteration work */
+    struct event *eoi_ev;   /* end-of-iteration work */
+    int epfd;               /* connection sockets' epoll set (see conn.c) */
+    struct event *epoll_ev; /* the epoll fd's readiness on the libevent loop */
     bool eoi_pending;
     struct evconnlistener *listener;
     struct event *tick_ev;

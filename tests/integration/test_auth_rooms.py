@@ -351,7 +351,7 @@ def members_of(ack):
 async def auth_refused_upgrades(ctx):
     """No token, expired, another secret, alg none, garbage: 401 with the documented body,
     never echoing the token, counted by reason; a good token then still connects."""
-    with ctx.server(auth_rooms_config()) as srv:
+    with ctx.server(auth_rooms_config(max_header_size="64KiB")) as srv:
         now = int(time.time())
         expired = mint({"tenant_id": "acme", "sub": "alice", "iat": now - 120, "exp": now - 60})
         forged = token("acme", "alice", secret=OTHER_SECRET)
@@ -369,6 +369,9 @@ async def auth_refused_upgrades(ctx):
             ("alg none + signature", ["Authorization: Bearer " + unsigned_sig],
              "token algorithm not accepted"),
             ("not a jwt", ["Authorization: Bearer abc.def"], "malformed token"),
+            ("over 8 KiB", ["Authorization: Bearer " + token("acme", "alice",
+                                                              pad="x" * 9000)],
+             "malformed token"),
         ]
         for what, extra, body in cases:
             status, _, head, text = await raw_upgrade(srv.ws_host, srv.ws_port, extra=extra)
@@ -384,15 +387,17 @@ async def auth_refused_upgrades(ctx):
         await expect_refused(srv, 401, "forged token as subprotocol",
                              subprotocols=["wshub.v1", "bearer." + forged])
         await expect_refused(srv, 401, "alg none token in header", tok=unsigned)
+        await expect_refused(srv, 401, "bad percent-escape in ?token=",
+                             path="/ws?token=" + token("acme", "alice")[:-2] + "%zz")
         m = srv.metrics()
         want = {"missing": 2, "expired": 2, "bad_signature": 2, "bad_algorithm": 3,
-                "malformed": 1, "not_yet_valid": 0, "bad_claims": 0, "unknown_kid": 0}
+                "malformed": 3, "not_yet_valid": 0, "bad_claims": 0, "unknown_kid": 0}
         for reason, n in want.items():
             key = ("wshub_auth_failures_total", {"reason": reason})
             check(metric(m, *key, default=None) is not None,
                   "wshub_auth_failures_total{reason=%s} is not exported" % reason)
             eq(metric(m, *key), float(n), "wshub_auth_failures_total{reason=%s}" % reason)
-        eq(metric(m, "wshub_handshake_failures_total", {"reason": "unauthorized"}), 10.0,
+        eq(metric(m, "wshub_handshake_failures_total", {"reason": "unauthorized"}), 12.0,
            "wshub_handshake_failures_total{reason=unauthorized}")
         # Refusals leave the server healthy: a valid token connects.
         c = await Client.open(srv, token("acme", "alice"))
@@ -460,6 +465,16 @@ async def auth_token_sources(ctx):
         eq(status, 101, "raw subprotocol upgrade")
         eq(headers.get("sec-websocket-protocol"), "wshub.v1", "Sec-WebSocket-Protocol answered")
         check(t_sub not in head and "bearer" not in head, "the token is echoed: %r" % head)
+        # wshub.v1 is preferred over another protocol offered first; without it the first
+        # other entry is answered.
+        for offer, want in (("chat, bearer.%s, wshub.v1" % t_sub, "wshub.v1"),
+                            ("bearer.%s, chat, mqtt" % t_sub, "chat")):
+            status, headers, head, _ = await raw_upgrade(
+                srv.ws_host, srv.ws_port, extra=["Sec-WebSocket-Protocol: " + offer])
+            eq(status, 101, "raw upgrade offering %r" % offer[:12])
+            eq(headers.get("sec-websocket-protocol"), want, "protocol answered to %r"
+               % offer[:12])
+            check(t_sub not in head, "the token is echoed: %r" % head)
 
         # Authorization wins over ?token= (the first source present is used).
         c = await Client.open(srv, token("acme", "header-wins"),
@@ -470,7 +485,7 @@ async def auth_token_sources(ctx):
         m = srv.metrics()
         eq(metric(m, "wshub_auth_success_total", {"source": "query"}), 2.0, "success{query}")
         eq(metric(m, "wshub_auth_success_total", {"source": "header"}), 2.0, "success{header}")
-        eq(metric(m, "wshub_auth_success_total", {"source": "subprotocol"}), 3.0,
+        eq(metric(m, "wshub_auth_success_total", {"source": "subprotocol"}), 5.0,
            "success{subprotocol}")
 
 
@@ -534,6 +549,36 @@ async def auth_refresh(ctx):
 
 
 @test
+async def auth_optional_anonymous(ctx):
+    """require_auth false: no token -> anonymous (public, ""), which cannot refresh or create
+    rooms; a bad token is still refused, a good one still gives its identity."""
+    with ctx.server(auth_rooms_config(auth={"require_auth": False})) as srv:
+        async with clients() as cs:
+            anon = cs.add(await Client.open(srv))
+            eq((anon.welcome["tenant_id"], anon.welcome["user_id"]), ("public", ""),
+               "anonymous identity")
+            await anon.err("auth.refresh", "forbidden", token=token("public", ""))
+            await anon.err("room.create", "forbidden", room="r", room_type="public")
+            await expect_refused(srv, 401, "bad token with require_auth false",
+                                 tok=token("acme", "alice", secret=OTHER_SECRET))
+            c = await cs.open(srv, "acme", "alice")
+            eq((c.welcome["tenant_id"], c.welcome["user_id"]), ("acme", "alice"),
+               "identity with require_auth false")
+            # A token without a tenant then gets the tenant public.
+            c = cs.add(await Client.open(srv, mint({"sub": "pub-user",
+                                                     "exp": int(time.time()) + 600})))
+            eq((c.welcome["tenant_id"], c.welcome["user_id"]), ("public", "pub-user"),
+               "token without tenant, require_auth false")
+            # ...and shares rooms with the anonymous connections of that tenant.
+            await c.ok("room.create", room="pub", room_type="public")
+            await anon.ok("room.join", room="pub")
+            await c.event("room.joined", room="pub", user_id="")
+        m = srv.metrics()
+        eq(metric(m, "wshub_auth_success_total", {"source": "anonymous"}), 1.0,
+           "success{anonymous}")
+
+
+@test
 async def auth_expiry_closes_4001(ctx):
     """A token that expires in ~2 s (leeway 0): error token_expired, then close 4001; a
     connection that refreshed in time stays open."""
@@ -541,8 +586,17 @@ async def auth_expiry_closes_4001(ctx):
         short = token("acme", "alice", ttl=2)
         doomed = await Client.open(srv, short)
         saved = await Client.open(srv, token("acme", "bob", ttl=2))
+        forever = await Client.open(srv, token("acme", "carol", ttl=2))
         try:
             await saved.ok("auth.refresh", token=token("acme", "bob", ttl=600))
+            r = await forever.ok("auth.refresh", token=token("acme", "carol", ttl=None))
+            eq(r.get("expires_at"), None, "expires_at of a token without exp")
+            # An expired token is not a refresh.
+            e = await forever.err("auth.refresh", "unauthorized", token=mint(
+                {"tenant_id": "acme", "sub": "carol", "exp": int(time.time()) - 5}))
+            check("expired" in e["message"], "refusal message %r" % e["message"])
+            await doomed.ok("room.create", room="lobby", room_type="public")
+            await saved.ok("room.join", room="lobby")
             deadline = time.monotonic() + 6.0
             got_error = None
             while True:
@@ -569,9 +623,15 @@ async def auth_expiry_closes_4001(ctx):
             eq(p.get("id"), "alive", "pong of the refreshed connection")
             check(saved.ws.close_code is None, "refreshed connection closed: %r"
                   % saved.ws.close_code)
+            # The expired connection left its room like any closed one.
+            left = await saved.event("room.left", room="lobby", user_id="alice")
+            eq(left.get("reason"), "disconnect", "room.left reason after the 4001 close")
+            await forever.ws.send('{"type":"ping","id":"forever"}')
+            await forever.event("pong", id="forever")
         finally:
             await doomed.close()
             await saved.close()
+            await forever.close()
         m = srv.metrics()
         eq(metric(m, "wshub_auth_expired_total"), 1.0, "wshub_auth_expired_total")
 
@@ -843,9 +903,13 @@ async def rooms_protected_password(ctx):
                     return False
                 return True
             await apoll(bob_joins, "bob's join after the retry delay", interval=0.25)
-            # Admitted: bob may come back without the password.
+            # Admitted: bob may come back without the password...
             await bob.ok("room.leave", room="safe")
             await bob.ok("room.join", room="safe")
+            # ...until he is kicked, which revokes the admission.
+            await alice.ok("room.kick", room="safe", user="bob")
+            await bob.event("room.kicked", room="safe")
+            await bob.err("room.join", "bad_password", room="safe")
 
 
 @test
