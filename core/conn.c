@@ -188,6 +188,17 @@ void conn__tenant_release(tenant_t *t)
     free(t);
 }
 
+/* wshub_tenant_connections{tenant}: the registry caps the number of series per family, so a
+ * flood of tenant ids cannot grow it without bound; operators turn it off with
+ * metrics.tenant_labels: false where tenants are many. */
+static void tenant_gauge(const tenant_t *t)
+{
+    const char *labels[1] = {t->name};
+
+    if (g_srv.m.tenant_conns)
+        metrics__set(g_srv.m.tenant_conns, labels, (double)t->n_conns);
+}
+
 static void attach_identity(wshub_conn_t *c)
 {
     tenant_t *t = c->tenant;
@@ -213,6 +224,7 @@ static void attach_identity(wshub_conn_t *c)
     }
     dlist__push(&t->conns, &c->link_tenant);
     t->n_conns++;
+    tenant_gauge(t);
 }
 
 static void detach_identity(wshub_conn_t *c)
@@ -239,6 +251,7 @@ static void detach_identity(wshub_conn_t *c)
     if (dlist__linked(&c->link_tenant)) {
         dlist__remove(&c->link_tenant);
         t->n_conns--;
+        tenant_gauge(t);
     }
     c->tenant = NULL;
     conn__tenant_release(t);

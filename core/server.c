@@ -116,6 +116,17 @@ static void register_core_metrics(void)
     LABELED(closes, "wshub_closes_total", "Connections closed, by close code.", code_l, 1);
     LABELED(errors_sent, "wshub_errors_sent_total", "Error replies sent, by error code.", code_l,
             1);
+    if (g_srv.cfg->metrics.tenant_labels) {
+        static const char *const tenant_l[] = {"tenant"};
+        wshub_metric_def_t d = {WSHUB_METRIC_GAUGE,
+                                "wshub_tenant_connections",
+                                "Open connections per tenant (metrics.tenant_labels).",
+                                tenant_l,
+                                1,
+                                NULL,
+                                0};
+        g_srv.m.tenant_conns = metrics__new_family(r, &d, NULL);
+    }
     {
         wshub_metric_def_t d = {WSHUB_METRIC_GAUGE,
                                 "wshub_plugin_info",

@@ -36,6 +36,7 @@ typedef struct core_metrics {
     wshub_metric_t *closes;             /* counter{code} */
     wshub_metric_t *plugins;            /* gauge{plugin,version} */
     wshub_metric_t *errors_sent;        /* counter{code} */
+    wshub_metric_t *tenant_conns;       /* gauge{tenant}, when metrics.tenant_labels */
 } core_metrics_t;
 
 typedef struct server {
