@@ -19,6 +19,7 @@ typedef enum { SC_IDLE, SC_ECHO, SC_FANOUT, SC_CHURN } scenario_t;
 #define BENCH_MAX_HEADERS 16
 #define BENCH_MAX_PROCS   64
 #define BENCH_MAX_SOURCES 254
+#define BENCH_MAX_SUB     8 /* --sub-template / --pub-join messages */
 
 typedef struct bench_url {
     struct sockaddr_storage addr; /* the resolved server address (first getaddrinfo answer) */
@@ -51,9 +52,16 @@ typedef struct bench_cfg {
     bool sub_ack;
     bool pub_is_sub;
     bool binary;
-    bool has_sub; /* a --sub-template was given */
-    msg_tmpl_t sub_tmpl;
+    bool multi;     /* fanout: every --ts-key in the stream is one delivery (NATS) */
+    bool echo_tmpl; /* echo: requests are built from --pub-template */
+    bool has_sub;   /* a --sub-template was given */
+    uint32_t n_sub; /* --sub-template messages, sent in order */
+    uint32_t n_pub_join;
+    uint32_t n_reply;
+    msg_tmpl_t sub_tmpl[BENCH_MAX_SUB];
+    msg_tmpl_t pub_join[BENCH_MAX_SUB]; /* sent by a publisher that is not a subscriber */
     msg_tmpl_t pub_tmpl;
+    msg_reply_t reply[MSG_MAX_REPLY];
     msg_key_t ts_key;
     const char *headers[BENCH_MAX_HEADERS];
     size_t n_headers;
@@ -100,6 +108,7 @@ typedef struct bench_result {
     uint64_t sent;       /* echo requests / publisher messages sent */
     uint64_t subs;       /* fanout: subscribers up when the publisher started */
     uint64_t other_msgs; /* data messages that were not part of the measurement */
+    uint64_t replies;    /* messages answered by a --reply rule */
     uint64_t mismatched; /* echo replies whose length differs from --size */
     uint64_t close_timeouts;
     uint64_t first_send_ns; /* fanout: CLOCK_MONOTONIC of the first publish (0 = none) */

@@ -19,7 +19,7 @@ static int add_seg(msg_tmpl_t *t, uint8_t kind, size_t off, size_t len)
     t->n_seg++;
     if (kind == MSG_SEG_TEXT)
         t->fixed_len += len;
-    if (kind == MSG_SEG_TS)
+    if (kind == MSG_SEG_TS || kind == MSG_SEG_TS16)
         t->has_ts = true;
     return 0;
 }
@@ -29,7 +29,10 @@ int msg__tmpl_parse(msg_tmpl_t *t, const char *s)
     static const struct {
         const char *name;
         uint8_t kind;
-    } ph[] = {{"%TS%", MSG_SEG_TS}, {"%SEQ%", MSG_SEG_SEQ}, {"%PAD%", MSG_SEG_PAD}};
+    } ph[] = {{"%TS%", MSG_SEG_TS},
+              {"%TS16%", MSG_SEG_TS16},
+              {"%SEQ%", MSG_SEG_SEQ},
+              {"%PAD%", MSG_SEG_PAD}};
     size_t len = strlen(s), lit = 0, i = 0;
 
     memset(t, 0, sizeof(*t));
@@ -72,8 +75,9 @@ size_t msg__tmpl_max_len(const msg_tmpl_t *t, size_t size)
 size_t msg__tmpl_expand(const msg_tmpl_t *t, char *dst, size_t cap, uint64_t ts, uint64_t seq,
                         size_t size)
 {
-    char tsb[24], seqb[24];
+    char tsb[24], ts16b[24], seqb[24];
     int tsl = snprintf(tsb, sizeof(tsb), "%llu", (unsigned long long)ts);
+    int ts16l = snprintf(ts16b, sizeof(ts16b), "%016llu", (unsigned long long)ts);
     int seql = snprintf(seqb, sizeof(seqb), "%llu", (unsigned long long)seq);
     size_t base = t->fixed_len, off = 0;
     bool padded = false;
@@ -81,6 +85,8 @@ size_t msg__tmpl_expand(const msg_tmpl_t *t, char *dst, size_t cap, uint64_t ts,
     for (size_t i = 0; i < t->n_seg; i++) {
         if (t->seg[i].kind == MSG_SEG_TS)
             base += (size_t)tsl;
+        else if (t->seg[i].kind == MSG_SEG_TS16)
+            base += (size_t)ts16l;
         else if (t->seg[i].kind == MSG_SEG_SEQ)
             base += (size_t)seql;
     }
@@ -96,6 +102,10 @@ size_t msg__tmpl_expand(const msg_tmpl_t *t, char *dst, size_t cap, uint64_t ts,
         case MSG_SEG_TS:
             src = tsb;
             n = (size_t)tsl;
+            break;
+        case MSG_SEG_TS16:
+            src = ts16b;
+            n = (size_t)ts16l;
             break;
         case MSG_SEG_SEQ:
             src = seqb;
@@ -145,16 +155,23 @@ void msg__scan_reset(msg_scan_t *s)
     memset(s, 0, sizeof(*s));
 }
 
-void msg__scan_feed(msg_scan_t *s, const msg_key_t *k, const uint8_t *p, size_t n)
+/*
+ * One pass of the key automaton (KMP, so a mismatch never re-reads input), then blanks, then
+ * digits. The byte that ends a number is left unconsumed, so that in stream mode it can begin
+ * the next occurrence of the key.
+ */
+size_t msg__scan_feed(msg_scan_t *s, const msg_key_t *k, const uint8_t *p, size_t n)
 {
-    for (size_t i = 0; i < n && s->state != SCAN_DONE; i++) {
+    if (s->state == SCAN_DONE)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
         uint8_t c = p[i];
         if (s->state == SCAN_SEARCH) {
             /* Fast path: without a partial match, skip to the key's first byte. */
             if (s->match == 0) {
                 const uint8_t *q = memchr(p + i, (unsigned char)k->key[0], n - i);
                 if (!q)
-                    return;
+                    return n;
                 i = (size_t)(q - p);
                 c = *q;
             }
@@ -185,6 +202,7 @@ void msg__scan_feed(msg_scan_t *s, const msg_key_t *k, const uint8_t *p, size_t 
             continue;
         } else if (s->state == SCAN_DIGITS) {
             s->state = SCAN_DONE;
+            return i;
         } else {
             /* The key was followed by something other than a number: search on from here,
              * this byte included (it may start the key). */
@@ -192,6 +210,7 @@ void msg__scan_feed(msg_scan_t *s, const msg_key_t *k, const uint8_t *p, size_t 
             i--; /* unsigned wrap-around is defined; the loop's i++ restores it */
         }
     }
+    return n;
 }
 
 bool msg__scan_result(const msg_scan_t *s, uint64_t *val)
@@ -201,4 +220,50 @@ bool msg__scan_result(const msg_scan_t *s, uint64_t *val)
         return true;
     }
     return false;
+}
+
+bool msg__scan_take(msg_scan_t *s, uint64_t *val)
+{
+    if (s->state != SCAN_DONE)
+        return false;
+    *val = s->val;
+    msg__scan_reset(s);
+    return true;
+}
+
+int msg__reply_parse(msg_reply_t *r, const char *spec)
+{
+    const char *arrow = strstr(spec, "=>");
+
+    memset(r, 0, sizeof(*r));
+    if (!arrow || arrow == spec)
+        return -1;
+    r->in = spec;
+    r->in_len = (size_t)(arrow - spec);
+    r->out = arrow + 2;
+    r->out_len = strlen(r->out);
+    return 0;
+}
+
+uint8_t msg__reply_feed(const msg_reply_t *rules, size_t n_rules, uint8_t miss, uint64_t off,
+                        const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n_rules && i < MSG_MAX_REPLY; i++) {
+        uint8_t bit = (uint8_t)(1u << i);
+        if (miss & bit)
+            continue;
+        const msg_reply_t *r = &rules[i];
+        if (off > r->in_len || n > r->in_len - off || memcmp(r->in + off, p, n) != 0)
+            miss |= bit;
+    }
+    return miss;
+}
+
+int msg__reply_match(const msg_reply_t *rules, size_t n_rules, uint8_t miss, uint64_t len)
+{
+    for (size_t i = 0; i < n_rules && i < MSG_MAX_REPLY; i++) {
+        if (!(miss & (1u << i)) && rules[i].in_len == len)
+            return (int)i;
+    }
+    return -1;
 }

@@ -5,6 +5,8 @@
  * Templates are plain text with placeholders, so the same scenario drives servers with
  * different protocols (wshub JSON, socket.io, NATS over WebSocket):
  *   %TS%   the send time, CLOCK_MONOTONIC in microseconds (comparable on one host only)
+ *   %TS16% the same, zero-padded to 16 digits: a fixed length, for protocols whose framing
+ *          announces the payload size (NATS `PUB subject 40`)
  *   %SEQ%  a sequence number (0, 1, 2, ... per publisher)
  *   %PAD%  'x' characters so that the message is --size bytes long (none if already longer)
  * Anything else, including an unknown %WORD%, is copied verbatim.
@@ -12,7 +14,13 @@
  * The scanner looks for the first occurrence of a key (default "ts":) in a message that
  * arrives in arbitrary chunks, skips blanks and reads the decimal integer that follows. If the
  * key is followed by something else, the search goes on after it. It keeps 16 bytes of state
- * per connection and never buffers the message.
+ * per connection and never buffers the message. The scan can also run over a byte stream and
+ * report every occurrence (servers that pack several deliveries into one message: NATS).
+ *
+ * Reply rules ("IN=>OUT") answer an incoming message that is exactly IN with the fixed OUT, for
+ * keep-alives that live in the data messages of a protocol (socket.io's "2" -> "3", NATS's
+ * "PING\r\n" -> "PONG\r\n"). They are matched while the message streams in, with one bit of
+ * state per rule.
  */
 #ifndef WSHUB_BENCH_MSG_H
 #define WSHUB_BENCH_MSG_H
@@ -24,7 +32,7 @@
 #define MSG_MAX_SEG 32
 #define MSG_MAX_KEY 63
 
-enum { MSG_SEG_TEXT, MSG_SEG_TS, MSG_SEG_SEQ, MSG_SEG_PAD };
+enum { MSG_SEG_TEXT, MSG_SEG_TS, MSG_SEG_TS16, MSG_SEG_SEQ, MSG_SEG_PAD };
 
 typedef struct msg_seg {
     uint8_t kind;
@@ -37,7 +45,7 @@ typedef struct msg_tmpl {
     size_t n_seg;
     msg_seg_t seg[MSG_MAX_SEG];
     size_t fixed_len; /* bytes of the literal text */
-    bool has_ts;
+    bool has_ts;      /* %TS% or %TS16% */
 } msg_tmpl_t;
 
 /* Splits s into segments. Returns 0, or -1 if it has more than MSG_MAX_SEG segments. */
@@ -65,8 +73,39 @@ typedef struct msg_scan {
 } msg_scan_t;
 
 void msg__scan_reset(msg_scan_t *s);
-void msg__scan_feed(msg_scan_t *s, const msg_key_t *k, const uint8_t *p, size_t n);
+/*
+ * Feeds n bytes. Returns how many were consumed: all of them, or fewer when a number was
+ * completed by the byte at the returned offset (that byte is not consumed: it may start the next
+ * key). Once a number is complete, further bytes are not looked at until msg__scan_take().
+ */
+size_t msg__scan_feed(msg_scan_t *s, const msg_key_t *k, const uint8_t *p, size_t n);
 /* At the end of a message: true and *val if a number followed the key. */
 bool msg__scan_result(const msg_scan_t *s, uint64_t *val);
+/*
+ * Stream mode: true and *val when a number is complete (a non-digit followed it); the scan
+ * then searches for the next occurrence. A number still running at the end of the input stays
+ * pending, since the next bytes may continue it.
+ */
+bool msg__scan_take(msg_scan_t *s, uint64_t *val);
+
+#define MSG_MAX_REPLY 8
+
+typedef struct msg_reply {
+    const char *in; /* borrowed: points into the command-line string */
+    size_t in_len;
+    const char *out;
+    size_t out_len;
+} msg_reply_t;
+
+/* Parses "IN=>OUT" (split at the first "=>"; IN must not be empty, OUT may be). 0 or -1. */
+int msg__reply_parse(msg_reply_t *r, const char *spec);
+/*
+ * Streaming match: `miss` has bit i set once rule i can no longer match the message whose
+ * bytes [off, off + n) are p. Start every message with miss = 0. Returns the new mask.
+ */
+uint8_t msg__reply_feed(const msg_reply_t *rules, size_t n_rules, uint8_t miss, uint64_t off,
+                        const uint8_t *p, size_t n);
+/* At the end of a message of len bytes: the index of the rule it matches exactly, or -1. */
+int msg__reply_match(const msg_reply_t *rules, size_t n_rules, uint8_t miss, uint64_t len);
 
 #endif

@@ -378,6 +378,13 @@ static void test_template(void)
                               "%TS%%TS%%TS%") < 0,
           "too many segments accepted");
     CHECK(msg__tmpl_parse(&t, "plain") == 0 && !t.has_ts, "plain template");
+    /* %TS16%: fixed length whatever the value, so a NATS PUB byte count stays right. */
+    CHECK(msg__tmpl_parse(&t, "PUB s 24\r\n{\"bts\":%TS16%}\r\n") == 0 && t.has_ts, "ts16 parse");
+    n = msg__tmpl_expand(&t, out, sizeof(out), 42, 0, 0);
+    out[n] = '\0';
+    CHECK(strcmp(out, "PUB s 24\r\n{\"bts\":0000000000000042}\r\n") == 0, "ts16 '%s'", out);
+    size_t n2 = msg__tmpl_expand(&t, out, sizeof(out), 9876543210123456ull, 0, 0);
+    CHECK(n2 == n, "ts16 length changed with the value: %zu vs %zu", n2, n);
 }
 
 /* Scans text split at `cut` (two chunks) and returns whether a number was found. */
@@ -430,6 +437,127 @@ static void test_scan(void)
     CHECK(msg__key_init(&k, "") < 0, "empty key accepted");
 }
 
+/*
+ * Stream mode (--multi): feeds text in two chunks split at `cut` and collects every number
+ * taken, the way the worker does. Returns how many were found (at most max).
+ */
+static size_t scan_stream2(const msg_key_t *k, const char *text, size_t cut, uint64_t *v,
+                           size_t max)
+{
+    msg_scan_t s;
+    size_t found = 0, len = strlen(text);
+    msg__scan_reset(&s);
+    for (int part = 0; part < 2; part++) {
+        const uint8_t *p = (const uint8_t *)text + (part ? cut : 0);
+        size_t n = part ? len - cut : cut;
+        while (n > 0) {
+            uint64_t val;
+            size_t used = msg__scan_feed(&s, k, p, n);
+            bool got = msg__scan_take(&s, &val);
+            if (got && found < max)
+                v[found++] = val;
+            if (used == 0 && !got)
+                return 1000; /* no progress: a bug */
+            p += used;
+            n -= used;
+        }
+    }
+    return found;
+}
+
+static void test_scan_stream(void)
+{
+    msg_key_t k;
+    static const struct {
+        const char *key;
+        const char *text;
+        size_t n;
+        uint64_t val[3];
+    } cases[] = {
+        /* Two NATS MSGs in one WebSocket message, zero-padded timestamps. */
+        {"\"bts\":",
+         "MSG bench 1 24\r\n{\"bts\":0000000000000123}\r\nMSG bench 1 24\r\n"
+         "{\"bts\":0000000000000456}\r\n",
+         2,
+         {123, 456}},
+        /* The byte that ends a number starts the next key. */
+        {"ab:", "ab:12ab:34ab:5x", 3, {12, 34, 5}},
+        /* A key not followed by a number is skipped; the next one counts. */
+        {"\"bts\":", "{\"bts\":\"x\"}{\"bts\":7}", 1, {7}},
+        /* A number at the very end of the input is still pending (it may go on). */
+        {"\"bts\":", "{\"bts\":1}{\"bts\":22", 1, {1}},
+        {"\"bts\":", "no key here", 0, {0}},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        CHECK(msg__key_init(&k, cases[i].key) == 0, "key init");
+        size_t len = strlen(cases[i].text);
+        bool ok = true;
+        for (size_t cut = 0; cut <= len && ok; cut++) {
+            uint64_t v[4] = {0};
+            size_t f = scan_stream2(&k, cases[i].text, cut, v, 4);
+            if (f != cases[i].n)
+                ok = false;
+            for (size_t j = 0; ok && j < f; j++)
+                ok = v[j] == cases[i].val[j];
+            if (!ok)
+                printf("stream case %zu cut %zu: %zu found\n", i, cut, f);
+        }
+        CHECK(ok, "stream case %zu ('%s')", i, cases[i].text);
+    }
+    /* The pending number completes with the next bytes. */
+    msg_scan_t s;
+    uint64_t v = 0;
+    CHECK(msg__key_init(&k, "\"bts\":") == 0, "key init");
+    msg__scan_reset(&s);
+    CHECK(msg__scan_feed(&s, &k, (const uint8_t *)"\"bts\":12", 8) == 8 && !msg__scan_take(&s, &v),
+          "number taken before it ended");
+    CHECK(msg__scan_feed(&s, &k, (const uint8_t *)"3}", 2) == 1 && msg__scan_take(&s, &v) &&
+              v == 123,
+          "continued number: %llu", (unsigned long long)v);
+}
+
+/* ---- reply rules -------------------------------------------------------------------------- */
+
+static void test_reply(void)
+{
+    msg_reply_t r[3];
+    CHECK(msg__reply_parse(&r[0], "2=>3") == 0 && r[0].in_len == 1 && r[0].in[0] == '2' &&
+              r[0].out_len == 1 && r[0].out[0] == '3',
+          "parse 2=>3");
+    CHECK(msg__reply_parse(&r[1], "PING\r\n=>PONG\r\n") == 0 && r[1].in_len == 6 &&
+              r[1].out_len == 6 && memcmp(r[1].out, "PONG\r\n", 6) == 0,
+          "parse PING");
+    CHECK(msg__reply_parse(&r[2], "a=>b=>c") == 0 && r[2].in_len == 1 && r[2].out_len == 4,
+          "split at the first arrow");
+    static const struct {
+        const char *spec;
+        int ok;
+    } specs[] = {{"=>x", 0}, {"abc", 0}, {"", 0}, {"=>", 0}, {"a=>", 1}, {"a=b>c", 0}};
+    for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
+        msg_reply_t t;
+        CHECK((msg__reply_parse(&t, specs[i].spec) == 0) == specs[i].ok, "spec '%s'",
+              specs[i].spec);
+    }
+    /* Streaming match over every split of each message into two chunks. */
+    static const struct {
+        const char *msg;
+        int want;
+    } msgs[] = {{"2", 0},  {"22", -1},        {"PING\r\n", 1}, {"PIN", -1},
+                {"3", -1}, {"PING\r\nx", -1}, {"a", 2},        {"", -1}};
+    for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
+        size_t len = strlen(msgs[i].msg);
+        bool ok = true;
+        for (size_t cut = 0; cut <= len; cut++) {
+            const uint8_t *p = (const uint8_t *)msgs[i].msg;
+            uint8_t miss = msg__reply_feed(r, 3, 0, 0, p, cut);
+            miss = msg__reply_feed(r, 3, miss, cut, p + cut, len - cut);
+            if (msg__reply_match(r, 3, miss, len) != msgs[i].want)
+                ok = false;
+        }
+        CHECK(ok, "reply match '%s'", msgs[i].msg);
+    }
+}
+
 int selftest__run(void)
 {
     test_hist_index();
@@ -440,6 +568,8 @@ int selftest__run(void)
     test_handshake();
     test_template();
     test_scan();
+    test_scan_stream();
+    test_reply();
     printf("self-test: %d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
 }

@@ -57,13 +57,13 @@ enum { CS_FREE, CS_CONNECTING, CS_HANDSHAKE, CS_OPEN, CS_CLOSING };
 enum {
     CF_READY = 1u << 0,      /* counted as up */
     CF_WELCOMED = 1u << 1,   /* --wait-welcome: the first message arrived */
-    CF_SUB_SENT = 1u << 2,   /* the --sub-template was sent */
-    CF_SUB_ACKED = 1u << 3,  /* --sub-ack: a message arrived after it */
+    CF_SUB_ACKED = 1u << 3,  /* --sub-ack: a message arrived after the last template sent */
     CF_CLOSE_SENT = 1u << 4, /* our close frame is queued */
     CF_OURS = 1u << 5,       /* we started the close */
     CF_COUNTED = 1u << 6,    /* its loss is already counted (server-initiated close) */
     CF_PUB = 1u << 7,        /* the fanout publisher */
     CF_SUB = 1u << 8,        /* a subscriber: sends --sub-template, receives deliveries */
+    CF_GOT_TS = 1u << 9,     /* --multi: the current message carried a delivery */
 };
 
 enum { EV_IN = 1, EV_OUT = 2 };
@@ -72,16 +72,17 @@ enum { PH_CONNECT, PH_WAIT_GO, PH_RUN, PH_CLOSE, PH_DONE };
 
 typedef struct conn {
     int fd;
-    uint32_t gen;    /* bumped on release: stale epoll events are ignored */
-    uint8_t state;   /* CS_* */
-    uint8_t ev;      /* EV_* registered with epoll */
-    uint8_t restart; /* churn: start the next cycle at t_state */
-    uint8_t pad;
+    uint32_t gen;      /* bumped on release: stale epoll events are ignored */
+    uint8_t state;     /* CS_* */
+    uint8_t ev;        /* EV_* registered with epoll */
+    uint8_t restart;   /* churn: start the next cycle at t_state */
+    uint8_t sub_sent;  /* --sub-template / --pub-join messages sent so far */
     uint16_t flags;    /* CF_* */
     uint16_t left_len; /* bytes in left */
     uint16_t ring_head;
     uint16_t ring_n;
-    uint32_t out_len; /* output buffer: [out_off, out_len) unsent */
+    uint8_t reply_miss; /* --reply rules the current message can no longer match */
+    uint32_t out_len;   /* output buffer: [out_off, out_len) unsent */
     uint32_t out_off;
     uint32_t out_cap;
     uint8_t *left;    /* unparsed tail of the last read, or NULL */
@@ -369,11 +370,18 @@ static void conn_close(conn_t *c, uint16_t code)
 /* Echo: one request; its send time goes into the ring. */
 static int echo_send(conn_t *c, uint64_t now)
 {
-    uint32_t k = W.cfg->inflight;
+    const bench_cfg_t *cfg = W.cfg;
+    uint32_t k = cfg->inflight;
+    int opcode = cfg->binary ? WSC_OP_BINARY : WSC_OP_TEXT;
     c->ring[(c->ring_head + c->ring_n) % k] = now;
     c->ring_n++;
     W.res.sent++;
-    return send_frame(c, W.cfg->binary ? WSC_OP_BINARY : WSC_OP_TEXT, W.payload, W.cfg->size);
+    if (cfg->echo_tmpl) {
+        size_t n =
+            msg__tmpl_expand(&cfg->pub_tmpl, W.tbuf, W.tbuf_cap, now / 1000, c->gidx, cfg->size);
+        return send_frame(c, opcode, W.tbuf, n);
+    }
+    return send_frame(c, opcode, W.payload, cfg->size);
 }
 
 static void echo_fill(conn_t *c, uint64_t now)
@@ -410,25 +418,37 @@ static void conn_ready(conn_t *c, uint64_t now)
 
 /*
  * Moves a connection towards "up" after the 101 and after each message that it was waiting
- * for: first the welcome (--wait-welcome), then the subscription (--sub-template, answered
- * when --sub-ack is set). Returns -1 if the connection was finished.
+ * for: first the welcome (--wait-welcome), then the subscription messages in order (a
+ * subscriber's --sub-template, a non-subscribing publisher's --pub-join); with --sub-ack each
+ * waits for an answer to the one before, and the last one's answer makes the connection up.
+ * Returns -1 if the connection was finished.
  */
 static int advance(conn_t *c, uint64_t now)
 {
     const bench_cfg_t *cfg = W.cfg;
+    const msg_tmpl_t *list = NULL;
+    uint32_t n_list = 0;
 
     if (wants_welcome(c) && !(c->flags & CF_WELCOMED))
         return 0;
-    if ((c->flags & CF_SUB) && cfg->has_sub) {
-        if (!(c->flags & CF_SUB_SENT)) {
-            c->flags |= CF_SUB_SENT;
-            size_t n = msg__tmpl_expand(&cfg->sub_tmpl, W.tbuf, W.tbuf_cap, now / 1000, c->gidx, 0);
-            if (send_frame(c, WSC_OP_TEXT, W.tbuf, n) < 0)
-                return -1;
-        }
-        if (cfg->sub_ack && !(c->flags & CF_SUB_ACKED))
-            return 0;
+    if (c->flags & CF_SUB) {
+        list = cfg->sub_tmpl;
+        n_list = cfg->n_sub;
+    } else if (c->flags & CF_PUB) {
+        list = cfg->pub_join;
+        n_list = cfg->n_pub_join;
     }
+    while (c->sub_sent < n_list) {
+        if (c->sub_sent > 0 && cfg->sub_ack && !(c->flags & CF_SUB_ACKED))
+            return 0;
+        c->flags &= (uint16_t)~CF_SUB_ACKED;
+        size_t n = msg__tmpl_expand(&list[c->sub_sent], W.tbuf, W.tbuf_cap, now / 1000, c->gidx, 0);
+        c->sub_sent++;
+        if (send_frame(c, WSC_OP_TEXT, W.tbuf, n) < 0)
+            return -1;
+    }
+    if (n_list && cfg->sub_ack && !(c->flags & CF_SUB_ACKED))
+        return 0;
     conn_ready(c, now);
     return 0;
 }
@@ -449,12 +469,49 @@ static void deliver(conn_t *c, uint64_t ts_us, uint64_t now)
         W.subs_complete++;
 }
 
+/*
+ * --multi: the subscriber's messages are one stream, and every number after --ts-key in it is a
+ * delivery, even when one message carries several (NATS packs MSGs) or a key is split across
+ * two messages. Only connections that are up count; before that, nothing is measured.
+ */
+static void scan_stream(conn_t *c, const uint8_t *p, size_t n)
+{
+    uint64_t now = 0;
+
+    if (c->state != CS_OPEN || !(c->flags & CF_READY)) {
+        msg__scan_reset(&c->scan);
+        return;
+    }
+    while (n > 0) {
+        uint64_t ts;
+        size_t k = msg__scan_feed(&c->scan, &W.cfg->ts_key, p, n);
+        bool got = msg__scan_take(&c->scan, &ts);
+        if (got) {
+            if (!now)
+                now = bench__now_ns();
+            deliver(c, ts, now);
+            c->flags |= CF_GOT_TS;
+        }
+        if (k == 0 && !got)
+            break; /* not reached: feed consumes input unless a number completed */
+        p += k;
+        n -= k;
+    }
+}
+
 static int cb_data(void *ud, const uint8_t *p, size_t n)
 {
     conn_t *c = ud;
+    if (W.cfg->n_reply)
+        c->reply_miss =
+            msg__reply_feed(W.cfg->reply, W.cfg->n_reply, c->reply_miss, c->msg_len, p, n);
     c->msg_len += n;
-    if ((c->flags & CF_SUB) && W.cfg->scenario == SC_FANOUT)
-        msg__scan_feed(&c->scan, &W.cfg->ts_key, p, n);
+    if ((c->flags & CF_SUB) && W.cfg->scenario == SC_FANOUT) {
+        if (W.cfg->multi)
+            scan_stream(c, p, n);
+        else
+            msg__scan_feed(&c->scan, &W.cfg->ts_key, p, n);
+    }
     return 0;
 }
 
@@ -463,20 +520,33 @@ static int cb_data(void *ud, const uint8_t *p, size_t n)
 static int cb_message(void *ud, int opcode)
 {
     conn_t *c = ud;
+    const bench_cfg_t *cfg = W.cfg;
     uint64_t len = c->msg_len;
     msg_scan_t scan = c->scan;
     uint32_t gen = c->gen;
     uint64_t now = bench__now_ns();
+    bool got_ts = (c->flags & CF_GOT_TS) != 0;
 
     (void)opcode;
     c->msg_len = 0;
-    msg__scan_reset(&c->scan);
+    c->flags &= (uint16_t)~CF_GOT_TS;
+    if (!cfg->multi)
+        msg__scan_reset(&c->scan);
     if (c->state != CS_OPEN)
         return 0; /* closing: whatever is still in flight is not measured */
+    if (cfg->n_reply) {
+        int r = msg__reply_match(cfg->reply, cfg->n_reply, c->reply_miss, len);
+        c->reply_miss = 0;
+        if (r >= 0) {
+            /* A keep-alive of the protocol: answered, and not part of any scenario step. */
+            W.res.replies++;
+            return send_frame(c, WSC_OP_TEXT, cfg->reply[r].out, cfg->reply[r].out_len) < 0;
+        }
+    }
     if (!(c->flags & CF_READY)) {
         if (wants_welcome(c) && !(c->flags & CF_WELCOMED))
             c->flags |= CF_WELCOMED;
-        else if ((c->flags & CF_SUB_SENT) && W.cfg->sub_ack)
+        else if (c->sub_sent > 0 && cfg->sub_ack && !(c->flags & CF_SUB_ACKED))
             c->flags |= CF_SUB_ACKED;
         else {
             W.res.other_msgs++;
@@ -494,7 +564,8 @@ static int cb_message(void *ud, int opcode)
         uint64_t t = c->ring[c->ring_head];
         c->ring_head = (uint16_t)((c->ring_head + 1) % W.cfg->inflight);
         c->ring_n--;
-        if (len != W.cfg->size)
+        /* With a template the protocol may answer in another form (NATS: PUB -> MSG). */
+        if (!cfg->echo_tmpl && len != cfg->size)
             W.res.mismatched++;
         if (in_window(now)) {
             W.res.ops++;
@@ -506,10 +577,14 @@ static int cb_message(void *ud, int opcode)
     }
     case SC_FANOUT: {
         uint64_t ts;
-        if ((c->flags & CF_SUB) && msg__scan_result(&scan, &ts))
+        if (cfg->multi) {
+            if (!got_ts)
+                W.res.other_msgs++;
+        } else if ((c->flags & CF_SUB) && msg__scan_result(&scan, &ts)) {
             deliver(c, ts, now);
-        else
+        } else {
             W.res.other_msgs++;
+        }
         return 0;
     }
     default:
@@ -1098,12 +1173,17 @@ static int setup(void)
     }
     W.conns = calloc(W.n_conns ? W.n_conns : 1, sizeof(conn_t));
     W.rbuf = malloc(LEFT_CAP + RBUF_CAP);
-    size_t t1 = cfg->has_sub ? msg__tmpl_max_len(&cfg->sub_tmpl, 0) : 0;
-    size_t t2 = cfg->scenario == SC_FANOUT ? msg__tmpl_max_len(&cfg->pub_tmpl, cfg->size) : 0;
-    if (t1 > msg_max)
-        msg_max = t1;
-    if (t2 > msg_max)
-        msg_max = t2;
+    for (uint32_t i = 0; i < cfg->n_sub + cfg->n_pub_join; i++) {
+        const msg_tmpl_t *t = i < cfg->n_sub ? &cfg->sub_tmpl[i] : &cfg->pub_join[i - cfg->n_sub];
+        size_t t1 = msg__tmpl_max_len(t, 0);
+        if (t1 > msg_max)
+            msg_max = t1;
+    }
+    if (cfg->scenario == SC_FANOUT || cfg->echo_tmpl) {
+        size_t t2 = msg__tmpl_max_len(&cfg->pub_tmpl, cfg->size);
+        if (t2 > msg_max)
+            msg_max = t2;
+    }
     if (msg_max < WSC_MAX_CONTROL)
         msg_max = WSC_MAX_CONTROL;
     W.tbuf_cap = msg_max + 64;
@@ -1128,7 +1208,7 @@ static int setup(void)
                 c->flags |= CF_PUB;
                 W.pub = c;
             }
-        } else if (cfg->scenario == SC_IDLE && cfg->has_sub) {
+        } else if ((cfg->scenario == SC_IDLE || cfg->scenario == SC_ECHO) && cfg->has_sub) {
             c->flags |= CF_SUB;
         }
     }

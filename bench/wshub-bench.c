@@ -39,6 +39,7 @@
 #include "procstat.h"
 #include "selftest.h"
 #include "worker.h"
+#include "wsc.h"
 
 #define FD_RESERVE 32 /* descriptors a worker needs besides its connections */
 
@@ -78,17 +79,32 @@ static void usage(FILE *f)
         "  --wait-welcome        a connection is up only after its first message\n"
         "                        (the /ws protocol sends {\"type\":\"welcome\",...}); the\n"
         "                        publisher waits too unless it has its own --pub-url\n"
-        "  --sub-template T      sent once by each subscriber (idle: by each connection)\n"
+        "  --sub-template T      sent by each subscriber (idle, echo: by each connection)\n"
         "                        when up, e.g. '{\"type\":\"room.join\",\"room\":\"bench\"}';\n"
-        "                        %%SEQ%% = global connection index, %%TS%% = time\n"
-        "  --sub-ack             a subscriber is up only after a message answers it\n"
+        "                        %%SEQ%% = global connection index, %%TS%% = time. Repeatable\n"
+        "                        (at most %d): sent in order, with --sub-ack each one after\n"
+        "                        the answer to the previous one\n"
+        "  --sub-ack             a subscriber is up only after a message answers its (last)\n"
+        "                        --sub-template; the same for --pub-join\n"
+        "  --pub-join T          fanout: sent by the publisher before it publishes, when it is\n"
+        "                        not a subscriber (e.g. a protocol's connect message, or a\n"
+        "                        room join that rooms need for sending). Repeatable\n"
         "  --pub-template T      default '{\"type\":\"bench\",\"ts\":%%TS%%,\"seq\":%%SEQ%%}';\n"
         "                        %%TS%% = CLOCK_MONOTONIC microseconds (same host only),\n"
-        "                        %%SEQ%% = 0,1,2..., %%PAD%% = 'x' up to --size bytes\n"
+        "                        %%TS16%% = the same zero-padded to 16 digits (fixed length),\n"
+        "                        %%SEQ%% = 0,1,2..., %%PAD%% = 'x' up to --size bytes.\n"
+        "                        echo: when given, the requests are built from it (%%SEQ%% =\n"
+        "                        global connection index) instead of --size random letters\n"
         "  --pub-url URL         where the publisher connects              [--url]\n"
         "  --pub-is-sub          the publisher is one of the -n subscribers (counts what it\n"
         "                        receives; e.g. a room that also delivers to the sender)\n"
         "  --ts-key K            marker before the timestamp               [\"ts\":]\n"
+        "  --multi               fanout: the messages a subscriber receives are one stream\n"
+        "                        and every --ts-key in it is one delivery (a server that\n"
+        "                        packs several deliveries into one message: NATS MSGs)\n"
+        "  --reply 'IN=>OUT'     answer an incoming message that is exactly IN with the text\n"
+        "                        message OUT (keep-alives: socket.io '2=>3', NATS\n"
+        "                        $'PING\\r\\n=>PONG\\r\\n'). Repeatable (at most %d)\n"
         "  --binary              send binary frames instead of text\n"
         "  -H, --header 'N: V'   extra request header (repeatable, at most %d)\n"
         "  --pid PID             server process: RSS from /proc/PID/status, CPU from\n"
@@ -107,7 +123,7 @@ static void usage(FILE *f)
         "warmup + duration + 2 x timeout + slack. Output: human lines, then one line\n"
         "'RESULT scenario=... key=value ...'. Exit status 0 when the run completed with at\n"
         "least one successful connection (churn: cycle), 1 otherwise, 2 on usage errors.\n",
-        BENCH_MAX_HEADERS, FD_RESERVE);
+        BENCH_MAX_SUB, MSG_MAX_REPLY, BENCH_MAX_HEADERS, FD_RESERVE);
 }
 
 /* Strict unsigned parse of the whole string within [lo, hi]. */
@@ -286,6 +302,9 @@ enum {
     O_INFLIGHT,
     O_BINARY,
     O_PENDING,
+    O_PUB_JOIN,
+    O_REPLY,
+    O_MULTI,
     O_SELF_TEST,
 };
 
@@ -312,6 +331,9 @@ static const struct option long_opts[] = {
     {"inflight", required_argument, NULL, O_INFLIGHT},
     {"binary", no_argument, NULL, O_BINARY},
     {"pending", required_argument, NULL, O_PENDING},
+    {"pub-join", required_argument, NULL, O_PUB_JOIN},
+    {"reply", required_argument, NULL, O_REPLY},
+    {"multi", no_argument, NULL, O_MULTI},
     {"header", required_argument, NULL, 'H'},
     {"self-test", no_argument, NULL, O_SELF_TEST},
     {"help", no_argument, NULL, 'h'},
@@ -321,9 +343,10 @@ static const struct option long_opts[] = {
 /* Parses argv into cfg. Returns 0, 1 (--help/--self-test done: *rc holds the exit code) or -1. */
 static int parse_args(int argc, char **argv, bench_cfg_t *cfg, int *rc)
 {
-    const char *url = NULL, *pub_url = NULL, *sub_t = NULL, *ts_key = "\"ts\":";
+    const char *url = NULL, *pub_url = NULL, *ts_key = "\"ts\":";
     const char *pub_t = "{\"type\":\"bench\",\"ts\":%TS%,\"seq\":%SEQ%}";
-    bool n_set = false, c_set = false;
+    const char *sub_t[BENCH_MAX_SUB], *join_t[BENCH_MAX_SUB];
+    bool n_set = false, c_set = false, pub_t_set = false;
     uint64_t v;
     int o;
 
@@ -425,10 +448,35 @@ static int parse_args(int argc, char **argv, bench_cfg_t *cfg, int *rc)
             cfg->binary = true;
             break;
         case O_SUB_TEMPLATE:
-            sub_t = optarg;
+        case O_PUB_JOIN: {
+            uint32_t *cnt = o == O_SUB_TEMPLATE ? &cfg->n_sub : &cfg->n_pub_join;
+            const char *name = o == O_SUB_TEMPLATE ? "--sub-template" : "--pub-join";
+            if (*cnt == BENCH_MAX_SUB || strlen(optarg) > (1u << 20)) {
+                fprintf(stderr, "wshub-bench: %s: at most %d, each at most 1 MiB\n", name,
+                        BENCH_MAX_SUB);
+                return -1;
+            }
+            (o == O_SUB_TEMPLATE ? sub_t : join_t)[(*cnt)++] = optarg;
             break;
+        }
         case O_PUB_TEMPLATE:
             pub_t = optarg;
+            pub_t_set = true;
+            break;
+        case O_REPLY:
+            if (cfg->n_reply == MSG_MAX_REPLY ||
+                msg__reply_parse(&cfg->reply[cfg->n_reply], optarg) < 0 ||
+                cfg->reply[cfg->n_reply].out_len > WSC_MAX_CONTROL) {
+                fprintf(stderr,
+                        "wshub-bench: --reply: at most %d rules 'IN=>OUT' with a non-empty IN "
+                        "and at most %d bytes of OUT\n",
+                        MSG_MAX_REPLY, WSC_MAX_CONTROL);
+                return -1;
+            }
+            cfg->n_reply++;
+            break;
+        case O_MULTI:
+            cfg->multi = true;
             break;
         case O_TS_KEY:
             ts_key = optarg;
@@ -482,27 +530,44 @@ static int parse_args(int argc, char **argv, bench_cfg_t *cfg, int *rc)
         fprintf(stderr, "wshub-bench: --ts-key: 1..%d bytes\n", MSG_MAX_KEY);
         return -1;
     }
-    if (sub_t) {
-        if (cfg->scenario != SC_IDLE && cfg->scenario != SC_FANOUT) {
-            fprintf(stderr, "wshub-bench: --sub-template applies to idle and fanout only\n");
-            return -1;
-        }
-        if (msg__tmpl_parse(&cfg->sub_tmpl, sub_t) < 0 || strlen(sub_t) > (1u << 20)) {
-            fprintf(stderr, "wshub-bench: --sub-template: too many placeholders or too long\n");
-            return -1;
-        }
-        cfg->has_sub = true;
-    }
-    if (cfg->sub_ack && !cfg->has_sub) {
-        fprintf(stderr, "wshub-bench: --sub-ack needs --sub-template\n");
+    if (cfg->n_sub && cfg->scenario == SC_CHURN) {
+        fprintf(stderr, "wshub-bench: --sub-template applies to idle, echo and fanout only\n");
         return -1;
     }
+    for (uint32_t i = 0; i < cfg->n_sub; i++) {
+        if (msg__tmpl_parse(&cfg->sub_tmpl[i], sub_t[i]) < 0) {
+            fprintf(stderr, "wshub-bench: --sub-template: too many placeholders\n");
+            return -1;
+        }
+    }
+    cfg->has_sub = cfg->n_sub > 0;
+    if (cfg->n_pub_join && (cfg->scenario != SC_FANOUT || cfg->pub_is_sub)) {
+        fprintf(stderr, "wshub-bench: --pub-join applies to fanout without --pub-is-sub (a "
+                        "publisher that subscribes sends --sub-template)\n");
+        return -1;
+    }
+    for (uint32_t i = 0; i < cfg->n_pub_join; i++) {
+        if (msg__tmpl_parse(&cfg->pub_join[i], join_t[i]) < 0) {
+            fprintf(stderr, "wshub-bench: --pub-join: too many placeholders\n");
+            return -1;
+        }
+    }
+    if (cfg->sub_ack && !cfg->has_sub && !cfg->n_pub_join) {
+        fprintf(stderr, "wshub-bench: --sub-ack needs --sub-template or --pub-join\n");
+        return -1;
+    }
+    if (cfg->multi && cfg->scenario != SC_FANOUT) {
+        fprintf(stderr, "wshub-bench: --multi applies to fanout only\n");
+        return -1;
+    }
+    cfg->echo_tmpl = cfg->scenario == SC_ECHO && pub_t_set;
     if (msg__tmpl_parse(&cfg->pub_tmpl, pub_t) < 0 || strlen(pub_t) > (1u << 20)) {
         fprintf(stderr, "wshub-bench: --pub-template: too many placeholders or too long\n");
         return -1;
     }
     if (cfg->scenario == SC_FANOUT && !cfg->pub_tmpl.has_ts) {
-        fprintf(stderr, "wshub-bench: --pub-template must contain %%TS%% (fanout latency)\n");
+        fprintf(stderr,
+                "wshub-bench: --pub-template must contain %%TS%% or %%TS16%% (fanout latency)\n");
         return -1;
     }
     if ((cfg->scenario == SC_ECHO || cfg->scenario == SC_CHURN) && n_set)
@@ -632,6 +697,7 @@ static int report(const bench_cfg_t *cfg, const wk_t *wks, const srv_stats_t *st
         t.sent += r->sent;
         t.subs += r->subs;
         t.other_msgs += r->other_msgs;
+        t.replies += r->replies;
         t.mismatched += r->mismatched;
         t.close_timeouts += r->close_timeouts;
         t.cpu_window_us += r->cpu_window_us;
@@ -799,6 +865,10 @@ static int report(const bench_cfg_t *cfg, const wk_t *wks, const srv_stats_t *st
            (double)t.bytes_in / 1e6, (double)t.bytes_out / 1e6);
     ADD(" cli_cpu_s=%.3f cli_cpu_total_s=%.3f cli_rss_kb=%" PRIu64 " timed_out=%u", cli_cpu_s,
         (double)t.cpu_total_us / 1e6, t.maxrss_kb, t.timed_out);
+    if (cfg->n_reply) {
+        printf("client: %" PRIu64 " messages answered by --reply rules\n", t.replies);
+        ADD(" replies=%" PRIu64, t.replies);
+    }
     if (cfg->scenario != SC_IDLE && t.ops)
         ADD(" cli_cpu_us_per_msg=%.3f", (double)t.cpu_window_us / (double)t.ops);
 #undef ADD
