@@ -93,6 +93,7 @@ def fmt_pct(v):
 # (case prefix, key, label, better, formatter). better: "hi", "lo" or "" (informational).
 METRICS = [
     ("idle", "rss_per_conn", "server RSS per connection, B", "lo", fmt_plain),
+    ("idle", "anon_per_conn", "server RssAnon per connection, B", "lo", fmt_plain),
     ("idle", "conn_per_s", "connections opened /s (paced at 4000/s)", "", fmt_count),
     ("echo", "msgs_per_s", "echoes /s", "hi", fmt_count),
     ("echo", "p99_us", "round trip p99", "lo", fmt_us),

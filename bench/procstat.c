@@ -33,21 +33,34 @@ static ssize_t read_small(const char *path, char *buf, size_t cap)
     return (ssize_t)off;
 }
 
-int64_t procstat__rss_kb(pid_t pid)
+/* One "Key:   N kB" line of /proc/<pid>/status, in KiB, or -1. */
+static int64_t status_kb(pid_t pid, const char *key)
 {
-    char path[64], buf[4096];
+    char path[64], buf[4096], want[32];
 
     snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    snprintf(want, sizeof(want), "\n%s:", key);
     if (read_small(path, buf, sizeof(buf)) < 0)
         return -1;
-    const char *p = strstr(buf, "\nVmRSS:");
+    const char *p = strstr(buf, want);
     if (!p)
         return -1;
+    p += strlen(want);
     char *end;
-    long long v = strtoll(p + 7, &end, 10);
-    if (end == p + 7 || v < 0)
+    long long v = strtoll(p, &end, 10);
+    if (end == p || v < 0)
         return -1;
     return (int64_t)v;
+}
+
+int64_t procstat__rss_kb(pid_t pid)
+{
+    return status_kb(pid, "VmRSS");
+}
+
+int64_t procstat__anon_kb(pid_t pid)
+{
+    return status_kb(pid, "RssAnon");
 }
 
 /*

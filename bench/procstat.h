@@ -9,6 +9,9 @@
 
 /* VmRSS of pid in KiB (from /proc/<pid>/status), or -1. */
 int64_t procstat__rss_kb(pid_t pid);
+/* RssAnon of pid in KiB: the process's own heap and stacks, without the file-backed pages (code
+ * of the server and its libraries) that a first run through new code paths touches once. */
+int64_t procstat__anon_kb(pid_t pid);
 /* utime + stime of pid (all threads) in microseconds (from /proc/<pid>/stat), or -1. */
 int64_t procstat__cpu_us(pid_t pid);
 /* user + system CPU of the calling process in microseconds (getrusage). */

@@ -642,6 +642,7 @@ static void read_worker(wk_t *w)
 
 typedef struct srv_stats {
     int64_t rss_before_kb, rss_after_kb, rss_end_kb;
+    int64_t anon_before_kb, anon_after_kb;
     int64_t cpu0_us, cpu1_us, cpu_go_us;
 } srv_stats_t;
 
@@ -767,6 +768,12 @@ static int report(const bench_cfg_t *cfg, const wk_t *wks, const srv_stats_t *st
             ADD(" rss_before_kb=%" PRId64 " rss_after_kb=%" PRId64 " rss_end_kb=%" PRId64
                 " rss_per_conn=%.0f",
                 st->rss_before_kb, st->rss_after_kb, st->rss_end_kb, per);
+            if (st->anon_before_kb >= 0 && st->anon_after_kb >= 0 && t.up) {
+                double anon =
+                    (double)(st->anon_after_kb - st->anon_before_kb) * 1024.0 / (double)t.up;
+                printf("server: anonymous memory (RssAnon) %.0f B/conn\n", anon);
+                ADD(" anon_per_conn=%.0f", anon);
+            }
         }
         break;
     }
@@ -907,7 +914,7 @@ int main(int argc, char **argv)
     static bench_cfg_t cfg;
     static wk_t wks[BENCH_MAX_PROCS];
     static bench_share_t shares[BENCH_MAX_PROCS];
-    srv_stats_t st = {-1, -1, -1, -1, -1, -1};
+    srv_stats_t st = {-1, -1, -1, -1, -1, -1, -1, -1};
     int rc = 0;
 
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -961,6 +968,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (cfg.pid) {
         st.rss_before_kb = procstat__rss_kb(cfg.pid);
+        st.anon_before_kb = procstat__anon_kb(cfg.pid);
         if (st.rss_before_kb < 0) {
             fprintf(stderr, "wshub-bench: --pid %d: cannot read /proc/%d/status\n", (int)cfg.pid,
                     (int)cfg.pid);
@@ -1019,10 +1027,11 @@ int main(int argc, char **argv)
         }
         uint64_t now = bench__now_ns();
         if (!go_sent && n_ready == cfg.procs) {
-            if (cfg.pid)
+            if (cfg.pid) {
                 st.rss_after_kb = procstat__rss_kb(cfg.pid);
-            if (cfg.pid)
+                st.anon_after_kb = procstat__anon_kb(cfg.pid);
                 st.cpu_go_us = procstat__cpu_us(cfg.pid);
+            }
             t_go = now;
             for (uint32_t k = 0; k < cfg.procs; k++) {
                 if (!wks[k].dead && write(wks[k].down, "G", 1) != 1)

@@ -358,7 +358,7 @@ for rep in $(seq "$repeat"); do
                 echo "# FAILED server=$s case=$c rep=$rep rc=$rc: $(tail -3 "$tmp/bench.err" | tr '\n' ' ')" >>"$out"
             fi
             [ "$rc" = 0 ] || failed=$((failed + 1))
-            log "[$k/$n_runs] $s $c rep $rep: rc=$rc $(tr ' ' '\n' <<<"$line" | grep -E '^(conns|msgs_per_s|deliveries_per_s|loss|p99_us|rss_per_conn|conn_per_s|srv_cpu_s|cli_cpu_s)=' | tr '\n' ' ')"
+            log "[$k/$n_runs] $s $c rep $rep: rc=$rc $(tr ' ' '\n' <<<"$line" | grep -E '^(conns|msgs_per_s|deliveries_per_s|loss|p99_us|rss_per_conn|anon_per_conn|conn_per_s|srv_cpu_s|cli_cpu_s)=' | tr '\n' ' ')"
         done
     done
 done
