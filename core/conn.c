@@ -47,8 +47,8 @@
 #include "ws_handshake.h"
 
 #define LINGER_MS       2000 /* wait for the peer's close/EOF after our close frame */
-#define MAX_IOV         64
-#define READS_PER_EVENT 4 /* fairness: at most this many full reads per readiness event */
+#define MAX_IOV         1024 /* IOV_MAX: a backlog leaves in as few system calls as possible */
+#define READS_PER_EVENT 4    /* fairness: at most this many full reads per readiness event */
 
 static void on_readable(wshub_conn_t *c);
 static void on_writable(wshub_conn_t *c);
@@ -603,8 +603,7 @@ static void free_conn(wshub_conn_t *c)
     free(c->subprotocol);
     free(c->path);
     free(c->remote);
-    free(c->close_reason);
-    free(c->hs);
+    free(c->close_reason); /* or the handshake buffer: they share storage */
     free(c->memberships);
     free(c);
 }
@@ -944,6 +943,7 @@ static bool upgrade(wshub_conn_t *c, const char *head, size_t head_len)
     /* Open: counted, findable, parsing frames. */
     c->state = CONN_OPEN;
     c->last_seen_ms = server__now_ms();
+    c->ping_ms = 0; /* shares storage with the handshake deadline */
     ws_parser__init(&c->parser, &g_srv.pcfg[is_json][c->pmd_window ? 1 : 0]);
     attach_identity(c);
     idmap__put(&g_srv.by_id, c->id, c);

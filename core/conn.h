@@ -67,6 +67,7 @@ typedef struct out_item {
     uint32_t off; /* bytes of the frame already written */
 } out_item_t;
 
+/* Field order packs the struct without holes (368 bytes): it is the per-connection cost. */
 struct wshub_conn {
     uint64_t id;
     int fd;
@@ -77,25 +78,31 @@ struct wshub_conn {
     uint16_t n_memberships, cap_memberships;
     uint16_t n_roles;
     uint32_t oq_head, oq_n, oq_cap;
+    uint32_t hs_len; /* bytes in hs */
     size_t oq_bytes;
     ws_parser_t parser;
     out_item_t *oq;
-    char *hs; /* request head being read (CONN_HANDSHAKE only) */
-    uint32_t hs_len;
+    union {
+        char *hs;           /* CONN_HANDSHAKE: request head being read, when split */
+        char *close_reason; /* after: reason for CONN_CLOSE hooks and the close frame */
+    };
     tenant_t *tenant;
     user_t *user;
     char **roles;
     char *metadata; /* NULL = "{}" */
     char *subprotocol;
-    char *path;         /* request path; NULL when it is server.path or raw->path exactly */
-    char *remote;       /* textual address, made on first request */
-    char *close_reason; /* reason for CONN_CLOSE hooks / the close frame */
+    char *path;                   /* request path; NULL when server.path or raw->path exactly */
+    char *remote;                 /* textual address, made on first request */
     const struct route_path *raw; /* raw path handler, NULL on JSON paths */
     void *pstate;                 /* plugins' per-connection state block */
     struct group_member *memberships;
     dlist_t link_all, link_tenant, link_user;
     struct wshub_conn *next_dirty, *next_close;
-    uint64_t created_ms, last_seen_ms, deadline_ms, ping_ms;
+    uint64_t created_ms, last_seen_ms;
+    union {
+        uint64_t deadline_ms; /* CONN_HANDSHAKE, CONN_CLOSING: when to give up */
+        uint64_t ping_ms;     /* CONN_OPEN: when the last heartbeat ping went out */
+    };
     uint8_t addr[16];
     uint8_t addr_family;
 };

@@ -100,13 +100,13 @@ typedef struct ws_parser {
     uint64_t remaining; /* payload bytes still to read in the current frame */
     uint64_t frame_off; /* payload bytes read so far in the current frame (mask phase) */
     utf8_state_t utf8;  /* incremental validation of an uncompressed text message */
+    int error;          /* the negative result once a violation was reported (sticky) */
     uint8_t *msg;       /* heap: the message (or control frame) being assembled, or NULL */
     size_t msg_len, msg_cap;
-    uint8_t *ctl; /* heap (125 bytes): a control frame's payload split across reads */
+    uint8_t *ctl;         /* heap (125 bytes): a control frame's payload split across reads */
+    uint64_t discard_len; /* wire bytes of an oversize message skipped so far */
     uint8_t ctl_len;
-    int error;            /* the negative result once a violation was reported (sticky) */
-    bool discarding;      /* the message in progress is oversize and being skipped */
-    uint64_t discard_len; /* wire bytes of it skipped so far */
+    bool discarding; /* the message in progress is oversize and being skipped */
 } ws_parser_t;
 
 void ws_parser__init(ws_parser_t *p, const ws_parser_cfg_t *cfg);
