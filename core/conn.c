@@ -328,8 +328,14 @@ static void mark_dirty(wshub_conn_t *c)
     if (c->flags & (CONN_F_DIRTY | CONN_F_WANT_WRITE))
         return;
     c->flags |= CONN_F_DIRTY;
-    c->next_dirty = g_srv.dirty_head;
-    g_srv.dirty_head = c;
+    /* FIFO: connections are flushed in the order they were given work (a group's member
+     * order), so the first recipients of a fan-out are written first. */
+    c->next_dirty = NULL;
+    if (g_srv.dirty_tail)
+        g_srv.dirty_tail->next_dirty = c;
+    else
+        g_srv.dirty_head = c;
+    g_srv.dirty_tail = c;
     server__want_eoi();
 }
 
@@ -626,6 +632,8 @@ void conn__end_of_iteration(void)
         }
         while ((c = g_srv.dirty_head)) {
             g_srv.dirty_head = c->next_dirty;
+            if (!g_srv.dirty_head)
+                g_srv.dirty_tail = NULL;
             c->flags &= ~CONN_F_DIRTY;
             work = true;
             if (!(c->flags & (CONN_F_FREE | CONN_F_WANT_WRITE)))

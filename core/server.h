@@ -53,7 +53,7 @@ typedef struct server {
     strmap_t ips;  /* remote ip -> count (only with max_connections_per_ip) */
     size_t n_open; /* open connections counted against max_connections */
     size_t n_sockets;
-    wshub_conn_t *dirty_head, *close_head, *free_head;
+    wshub_conn_t *dirty_head, *dirty_tail, *close_head, *free_head;
     struct event *eoi_ev;   /* end-of-iteration work */
     int epfd;               /* connection sockets' epoll set (see conn.c) */
     struct event *epoll_ev; /* the epoll fd's readiness on the libevent loop */
