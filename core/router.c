@@ -184,6 +184,39 @@ static void splice_fields(strbuf_t *b, const char *fields_json)
     }
 }
 
+/* The wire text of an ack: {"type":"ack","id":<id>, ...fields}. */
+void router__format_ack(strbuf_t *b, const char *id_json, const char *fields_json)
+{
+    strbuf__adds(b, "{\"type\":\"ack\"");
+    if (id_json) {
+        strbuf__adds(b, ",\"id\":");
+        strbuf__adds(b, id_json);
+    }
+    splice_fields(b, fields_json);
+    strbuf__add(b, "}", 1);
+}
+
+/* The wire text of an error: {"type":"error","id":<id>,"code":...,"message":...}. */
+void router__format_error(strbuf_t *b, const char *id_json, const char *code, const char *fmt,
+                          va_list ap)
+{
+    strbuf_t msg;
+
+    strbuf__init(&msg);
+    strbuf__vprintf(&msg, fmt ? fmt : "", ap);
+    strbuf__adds(b, "{\"type\":\"error\"");
+    if (id_json) {
+        strbuf__adds(b, ",\"id\":");
+        strbuf__adds(b, id_json);
+    }
+    strbuf__adds(b, ",\"code\":");
+    strbuf__json_str(b, code, strlen(code));
+    strbuf__adds(b, ",\"message\":");
+    strbuf__json_str(b, msg.s, msg.len);
+    strbuf__add(b, "}", 1);
+    strbuf__free(&msg);
+}
+
 int router__send_ack(wshub_conn_t *c, const char *id_json, const char *fields_json)
 {
     strbuf_t b;
@@ -191,40 +224,21 @@ int router__send_ack(wshub_conn_t *c, const char *id_json, const char *fields_js
     /* Raw paths have no envelope: a JSON reply there would be noise in the client's stream. */
     if (!(c->flags & CONN_F_JSON))
         return WSHUB_ERR_STATE;
-
     strbuf__init(&b);
-    strbuf__adds(&b, "{\"type\":\"ack\"");
-    if (id_json) {
-        strbuf__adds(&b, ",\"id\":");
-        strbuf__adds(&b, id_json);
-    }
-    splice_fields(&b, fields_json);
-    strbuf__add(&b, "}", 1);
+    router__format_ack(&b, id_json, fields_json);
     return send_strbuf(c, &b);
 }
 
 int router__send_errorv(wshub_conn_t *c, const char *id_json, const char *code, const char *fmt,
                         va_list ap)
 {
-    strbuf_t b, msg;
+    strbuf_t b;
     const char *labels[1] = {code};
 
     if (!(c->flags & CONN_F_JSON))
         return WSHUB_ERR_STATE;
     strbuf__init(&b);
-    strbuf__init(&msg);
-    strbuf__vprintf(&msg, fmt ? fmt : "", ap);
-    strbuf__adds(&b, "{\"type\":\"error\"");
-    if (id_json) {
-        strbuf__adds(&b, ",\"id\":");
-        strbuf__adds(&b, id_json);
-    }
-    strbuf__adds(&b, ",\"code\":");
-    strbuf__json_str(&b, code, strlen(code));
-    strbuf__adds(&b, ",\"message\":");
-    strbuf__json_str(&b, msg.s, msg.len);
-    strbuf__add(&b, "}", 1);
-    strbuf__free(&msg);
+    router__format_error(&b, id_json, code, fmt, ap);
     metrics__add(g_srv.m.errors_sent, labels, 1);
     return send_strbuf(c, &b);
 }

@@ -38,7 +38,11 @@ int router__send_errorv(wshub_conn_t *c, const char *id_json, const char *code, 
                         va_list ap) WSHUB_PRINTF(4, 0);
 /* WSHUB_EV_WELCOME's welcome_add slot. */
 int router__welcome_add(wshub_ev_welcome_t *ev, const char *key, const char *json);
-/* Appends s as a JSON string literal (with quotes) to a growing buffer. */
+/* The exact wire texts of ack and error replies (shared with tests/support/fake_host.c, so a
+ * plugin tested against the fake sees the bytes the server sends). */
 struct strbuf;
+void router__format_ack(struct strbuf *b, const char *id_json, const char *fields_json);
+void router__format_error(struct strbuf *b, const char *id_json, const char *code, const char *fmt,
+                          va_list ap) WSHUB_PRINTF(4, 0);
 
 #endif

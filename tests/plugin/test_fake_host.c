@@ -562,7 +562,7 @@ static const struct {
     const char *reply;
 } handler_errors[] = {
     /* The members are spliced as text, exactly like core/router.c (inner spacing kept). */
-    {WSHUB_OK, "{\"type\":\"ack\",\"id\":9,\"got\" : 1 }"},
+    {WSHUB_OK, "{\"type\":\"ack\",\"id\":9,\"got\" : 1}"},
     {WSHUB_ERR_DENIED, "{\"type\":\"error\",\"id\":9,\"code\":\"forbidden\",\"message\":\"do\"}"},
     {WSHUB_ERR_INVAL, "{\"type\":\"error\",\"id\":9,\"code\":\"invalid\",\"message\":\"do\"}"},
     {WSHUB_ERR_NOTFOUND, "{\"type\":\"error\",\"id\":9,\"code\":\"not_found\",\"message\":\"do\"}"},

@@ -40,6 +40,7 @@
 
 #include "config.h"
 #include "mem.h"
+#include "router.h"
 #include "strbuf.h"
 #include "ws_handshake.h"
 #include "ws_frame.h"
@@ -950,32 +951,6 @@ static void h_conn_close(wshub_conn_t *c, uint16_t code, const char *reason)
 /* Slots: protocol helpers (the exact texts of core/router.c)                                  */
 /* ------------------------------------------------------------------------------------------ */
 
-/* Appends the members of a JSON object text (without its braces) after a comma. */
-static void splice_fields(strbuf_t *b, const char *fields_json)
-{
-    const char *s, *e;
-
-    if (!fields_json)
-        return;
-    s = fields_json;
-    while (*s && isspace((unsigned char)*s))
-        s++;
-    if (*s != '{')
-        return;
-    s++;
-    e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1]))
-        e--;
-    if (e > s && e[-1] == '}')
-        e--;
-    while (s < e && isspace((unsigned char)*s))
-        s++;
-    if (e > s) {
-        strbuf__add(b, ",", 1);
-        strbuf__add(b, s, (size_t)(e - s));
-    }
-}
-
 /*
  * The real host splices id_json and fields_json as text without checking them; the fake sends
  * the same bytes but also logs an ERR when they are not valid JSON, so a plugin test catches a
@@ -1008,13 +983,7 @@ static int h_send_ack(wshub_conn_t *c, const char *id_json, const char *fields_j
     check_json_arg("send_ack", "id_json", id_json, false);
     check_json_arg("send_ack", "fields_json", fields_json, true);
     strbuf__init(&b);
-    strbuf__adds(&b, "{\"type\":\"ack\"");
-    if (id_json) {
-        strbuf__adds(&b, ",\"id\":");
-        strbuf__adds(&b, id_json);
-    }
-    splice_fields(&b, fields_json);
-    strbuf__add(&b, "}", 1);
+    router__format_ack(&b, id_json, fields_json);
     return outbox_push_strbuf(c, &b);
 }
 
@@ -1023,25 +992,13 @@ static int send_errorv(struct wshub_conn *c, const char *id_json, const char *co
 static int send_errorv(struct wshub_conn *c, const char *id_json, const char *code, const char *fmt,
                        va_list ap)
 {
-    strbuf_t b, msg;
+    strbuf_t b;
 
     if (raw_path_of(c))
         return WSHUB_ERR_STATE;
     check_json_arg("send_error", "id_json", id_json, false);
     strbuf__init(&b);
-    strbuf__init(&msg);
-    strbuf__vprintf(&msg, fmt ? fmt : "", ap);
-    strbuf__adds(&b, "{\"type\":\"error\"");
-    if (id_json) {
-        strbuf__adds(&b, ",\"id\":");
-        strbuf__adds(&b, id_json);
-    }
-    strbuf__adds(&b, ",\"code\":");
-    strbuf__json_str(&b, code, strlen(code));
-    strbuf__adds(&b, ",\"message\":");
-    strbuf__json_str(&b, msg.s, msg.len);
-    strbuf__add(&b, "}", 1);
-    strbuf__free(&msg);
+    router__format_error(&b, id_json, code, fmt, ap);
     return outbox_push_strbuf(c, &b);
 }
 
