@@ -117,6 +117,8 @@ void conn__init(void)
     DLIST_INIT(&g_srv.all);
     strmap__init(&g_srv.tenants);
     strmap__init(&g_srv.ips);
+    if (g_srv.epoll_ev)
+        return; /* re-initialising the tables (tests): the epoll set stays */
     g_srv.epfd = epoll_create1(EPOLL_CLOEXEC);
     if (g_srv.epfd < 0) {
         log_err("epoll_create1: %s", strerror(errno));

@@ -424,11 +424,12 @@ int server__init_core(config_t *cfg)
 /* Frees what server__init_core made. Connections, routes and hooks must be gone already. */
 void server__fini_core(void)
 {
-    if (g_srv.epoll_ev)
+    /* The epoll fd may be 0 when stdin is closed (CI): its event tells that it exists. */
+    if (g_srv.epoll_ev) {
         event_free(g_srv.epoll_ev);
-    g_srv.epoll_ev = NULL;
-    if (g_srv.epfd > 0)
         close(g_srv.epfd);
+    }
+    g_srv.epoll_ev = NULL;
     g_srv.epfd = -1;
     if (g_srv.eoi_ev)
         event_free(g_srv.eoi_ev);
