@@ -285,3 +285,85 @@ def run_wshubd(wshubd, args, env=None, timeout=30):
     e.update(env or {})
     return subprocess.run([wshubd] + list(args), stdin=subprocess.DEVNULL, capture_output=True,
                           text=True, env=e, timeout=timeout)
+
+
+# ------------------------------------------------------------------------------------------
+# The test runner shared by the Python suites: a list of test functions (plain or async), each
+# given a Ctx; prints `ok NAME` / `FAIL NAME: why` and a final `N passed, M failed`.
+# ------------------------------------------------------------------------------------------
+
+class Ctx:
+    """What every test gets: the command-line arguments as attributes (wshubd, plugin_dir, ...)
+    and the servers it started (their logs are printed when the test fails)."""
+
+    def __init__(self, args):
+        for key, value in vars(args).items():
+            setattr(self, key, value)
+        self.servers = []
+
+    def server(self, config, **kw):
+        kw.setdefault("keep_logs", True)  # the runner shows the log on failure, then cleans up
+        s = Server(self.wshubd, config, plugin_dir=self.plugin_dir, **kw)
+        self.servers.append(s)
+        return s
+
+
+def _short(v):
+    r = v if not isinstance(v, (str, bytes)) or len(v) <= 200 else v[:100]
+    if r is not v:
+        return "%r... (%d)" % (r, len(v))
+    return v
+
+
+def check(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def eq(got, want, what):
+    if got != want:
+        raise AssertionError("%s: got %r, want %r" % (what, _short(got), _short(want)))
+
+
+def _run_one(fn, ctx, timeout):
+    import asyncio
+    import inspect
+
+    if inspect.iscoroutinefunction(fn):
+        async def bounded():
+            await asyncio.wait_for(fn(ctx), timeout)
+        asyncio.run(bounded())
+    else:
+        fn(ctx)
+
+
+def run_tests(tests, args, timeout):
+    """Runs every test (those whose name contains args.only, when set); returns the exit code."""
+    import sys
+    import traceback
+
+    passed = failed = 0
+    for fn in tests:
+        name = fn.__name__
+        if getattr(args, "only", None) and args.only not in name:
+            continue
+        ctx = Ctx(args)
+        try:
+            _run_one(fn, ctx, timeout)
+        except BaseException as e:  # noqa: B902 - a test must never stop the runner
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            failed += 1
+            why = "%s: %s" % (type(e).__name__, e) if str(e) else type(e).__name__
+            print("FAIL %s: %s" % (name, why.splitlines()[0] if why else "?"), flush=True)
+            sys.stderr.write(traceback.format_exc())
+            for s in ctx.servers:
+                sys.stderr.write("--- %s log (tail) ---\n%s\n" % (s.name, s.log_tail()))
+        else:
+            passed += 1
+            print("ok %s" % name, flush=True)
+        finally:
+            for s in ctx.servers:
+                s.cleanup()
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0

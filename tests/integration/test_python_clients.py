@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import base64
 import http.client
-import inspect
 import json
 import os
 import random
@@ -25,12 +24,12 @@ import socket
 import struct
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
-from harness import Server, base_config, echo_config, metric, run_wshubd  # noqa: E402
+from harness import (_short, base_config, check, echo_config, eq, metric,  # noqa: E402
+                     run_tests, run_wshubd)
 
 try:
     import websockets
@@ -50,40 +49,6 @@ TESTS = []
 def test(fn):
     TESTS.append(fn)
     return fn
-
-
-class Ctx:
-    """What every test gets: paths from the command line, and the servers it started (their logs
-    are printed when the test fails)."""
-
-    def __init__(self, args):
-        self.wshubd = args.wshubd
-        self.plugin_dir = args.plugin_dir
-        self.data = args.data
-        self.servers = []
-
-    def server(self, config, **kw):
-        kw.setdefault("keep_logs", True)  # the runner shows the log on failure, then cleans up
-        s = Server(self.wshubd, config, plugin_dir=self.plugin_dir, **kw)
-        self.servers.append(s)
-        return s
-
-
-def check(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
-
-
-def eq(got, want, what):
-    if got != want:
-        raise AssertionError("%s: got %r, want %r" % (what, _short(got), _short(want)))
-
-
-def _short(v):
-    r = v if not isinstance(v, (str, bytes)) or len(v) <= 200 else v[:100]
-    if r is not v:
-        return "%r... (%d)" % (r, len(v))
-    return v
 
 
 def poll(fn, what, timeout=IO_TIMEOUT, interval=0.05):
@@ -1406,15 +1371,6 @@ def listen_conflict_exit_1(ctx):
 # Runner
 # ------------------------------------------------------------------------------------------
 
-def run_one(fn, ctx):
-    if inspect.iscoroutinefunction(fn):
-        async def bounded():
-            await asyncio.wait_for(fn(ctx), TEST_TIMEOUT)
-        asyncio.run(bounded())
-    else:
-        fn(ctx)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--wshubd", required=True)
@@ -1426,31 +1382,7 @@ def main():
         print("FAIL setup: %s is not executable" % args.wshubd)
         print("0 passed, 1 failed")
         return 1
-    passed = failed = 0
-    for fn in TESTS:
-        name = fn.__name__
-        if args.only and args.only not in name:
-            continue
-        ctx = Ctx(args)
-        try:
-            run_one(fn, ctx)
-        except BaseException as e:  # noqa: B902 - a test must never stop the runner
-            if isinstance(e, KeyboardInterrupt):
-                raise
-            failed += 1
-            why = "%s: %s" % (type(e).__name__, e) if str(e) else type(e).__name__
-            print("FAIL %s: %s" % (name, why.splitlines()[0] if why else "?"), flush=True)
-            sys.stderr.write(traceback.format_exc())
-            for s in ctx.servers:
-                sys.stderr.write("--- %s log (tail) ---\n%s\n" % (s.name, s.log_tail()))
-        else:
-            passed += 1
-            print("ok %s" % name, flush=True)
-        finally:
-            for s in ctx.servers:
-                s.cleanup()
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return run_tests(TESTS, args, TEST_TIMEOUT)
 
 
 if __name__ == "__main__":
