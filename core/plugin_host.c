@@ -71,7 +71,7 @@ static void h_set_error(wshub_plugin_t *self, const char *fmt, ...)
     va_end(ap);
 }
 
-static const char *h_strerror(int rc)
+const char *plugin_host__strerror(int rc)
 {
     switch (rc) {
     case WSHUB_OK:
@@ -635,7 +635,7 @@ static const wshub_host_api_t g_api = {
     .struct_size = sizeof(wshub_host_api_t),
     .log = h_log,
     .set_error = h_set_error,
-    .strerror = h_strerror,
+    .strerror = plugin_host__strerror,
     .hook_add = h_hook_add,
     .route_add = h_route_add,
     .path_add = h_path_add,

@@ -5,6 +5,8 @@
 #include <wshub/sdk.h>
 
 const wshub_host_api_t *plugin_host__api(void);
+/* The text of a wshub_rc: "WSHUB_ERR_STATE (not allowed now)" (the strerror slot). */
+const char *plugin_host__strerror(int rc);
 /* Maps a wshub_rc to the error code string of the protocol ("forbidden", ...). */
 const char *plugin_host__rc_code(int rc);
 

@@ -40,6 +40,7 @@
 
 #include "config.h"
 #include "mem.h"
+#include "plugin_host.h"
 #include "router.h"
 #include "strbuf.h"
 #include "ws_handshake.h"
@@ -415,37 +416,10 @@ static void h_set_error(wshub_plugin_t *self, const char *fmt, ...)
     free(msg);
 }
 
-/* The texts of core/plugin_host.c: the code's name, then what it means. */
+/* The core's own texts: the code's name, then what it means. */
 static const char *h_strerror(int rc)
 {
-    switch (rc) {
-    case WSHUB_OK:
-        return "WSHUB_OK";
-    case WSHUB_DEFER:
-        return "WSHUB_DEFER";
-    case WSHUB_PENDING:
-        return "WSHUB_PENDING";
-    case WSHUB_ERR:
-        return "WSHUB_ERR (failure)";
-    case WSHUB_ERR_NOMEM:
-        return "WSHUB_ERR_NOMEM (out of memory)";
-    case WSHUB_ERR_INVAL:
-        return "WSHUB_ERR_INVAL (invalid argument)";
-    case WSHUB_ERR_NOTFOUND:
-        return "WSHUB_ERR_NOTFOUND (not found)";
-    case WSHUB_ERR_EXISTS:
-        return "WSHUB_ERR_EXISTS (already exists)";
-    case WSHUB_ERR_DENIED:
-        return "WSHUB_ERR_DENIED (denied)";
-    case WSHUB_ERR_STATE:
-        return "WSHUB_ERR_STATE (not allowed now)";
-    case WSHUB_ERR_IO:
-        return "WSHUB_ERR_IO (I/O error)";
-    case WSHUB_ERR_LIMIT:
-        return "WSHUB_ERR_LIMIT (limit reached)";
-    default:
-        return "unknown error";
-    }
+    return plugin_host__strerror(rc);
 }
 
 /* The protocol error code for a handler's negative result (as plugin_host__rc_code). */
